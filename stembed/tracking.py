@@ -1,0 +1,187 @@
+"""Everything MLflow: where the store is, one run per job, params, tags, metrics and artifacts.
+
+mlflow is imported inside functions so that `stembed --help` and `stembed ui` stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stembed.errors import StembedError
+
+if TYPE_CHECKING:
+    from transformers import TrainerCallback
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
+_METRIC_NAME_UNSAFE = re.compile(r"[^\w\-. /:]")
+
+
+def default_tracking_uri(output_root: Path) -> str:
+    """The embedded store: SQLite in <output_root>/mlflow.db (absolute, so any cwd finds it)."""
+    return f"sqlite:///{(output_root / 'mlflow.db').resolve()}"
+
+
+def resolve_tracking_uri(configured: str | None, output_root: Path) -> str:
+    """tracking.uri from the command line wins, then $MLFLOW_TRACKING_URI, then the embedded store."""
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(output_root)
+
+
+def metric_name(name: str) -> str:
+    """A name MLflow accepts: '@' (as in ndcg@10) becomes '_at_', other odd characters '_'."""
+    return _METRIC_NAME_UNSAFE.sub("_", name.replace("@", "_at_"))
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted keys -> string values (lists as JSON), each within MLflow's length limit."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{dotted}."))
+            continue
+        text = json.dumps(value) if isinstance(value, list | tuple | dict) else str(value)
+        if len(text) > MAX_PARAM_LENGTH:
+            text = text[: MAX_PARAM_LENGTH - 40] + " ...[truncated; see config/ artifact]"
+        flat[dotted] = text
+    return flat
+
+
+class Tracker:
+    """One MLflow experiment in one store; opens a run per training job."""
+
+    def __init__(self, uri: str, experiment: str, artifact_location: str | None = None) -> None:
+        self.uri = uri
+        self.experiment_name = experiment
+        self.artifact_location = artifact_location
+        self.experiment_id: str | None = None
+        self.run_id: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Any, output_root: str) -> Tracker:
+        """Build from the `tracking` group; the embedded store gets an artifact root beside it."""
+        root = Path(output_root)
+        uri = resolve_tracking_uri(cfg.get("uri"), root)
+        artifacts = cfg.get("artifact_location")
+        if artifacts is None and uri.startswith("sqlite:"):
+            artifacts = (root / "mlartifacts").resolve().as_uri()
+        return cls(uri, str(cfg.experiment), artifacts)
+
+    def connect(self) -> str:
+        """Check the store answers and get or create the experiment; fail before any training."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        if self.uri.startswith("sqlite:///"):
+            db_path = Path(self.uri.removeprefix("sqlite:///"))
+            try:
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StembedError(
+                    f"tracking.uri={self.uri}: cannot create {db_path.parent} ({err.strerror}). "
+                    "Set paths.output_root to a writable directory or tracking.uri to another store."
+                ) from err
+        mlflow.set_tracking_uri(self.uri)
+        try:
+            experiment = mlflow.get_experiment_by_name(self.experiment_name)
+            if experiment is None:
+                try:
+                    self.experiment_id = mlflow.create_experiment(
+                        self.experiment_name, artifact_location=self.artifact_location
+                    )
+                except MlflowException:  # created meanwhile by a parallel job
+                    self.experiment_id = mlflow.get_experiment_by_name(self.experiment_name).experiment_id
+            else:
+                self.experiment_id = experiment.experiment_id
+        except MlflowException as err:
+            raise StembedError(
+                f"tracking.uri={self.uri}: the MLflow store did not answer ({str(err).splitlines()[0]}). "
+                "Start the tracking server, fix the URI, or unset it to use the embedded store."
+            ) from err
+        return self.experiment_id
+
+    @contextmanager
+    def run(self, run_name: str | None, params: dict[str, str], tags: dict[str, str]) -> Iterator[str]:
+        """An MLflow run that ends FINISHED, or FAILED (traceback logged) / KILLED, never RUNNING."""
+        import mlflow
+
+        run = mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name, tags=tags)
+        self.run_id = run.info.run_id
+        try:
+            mlflow.log_params(params)
+            yield self.run_id
+        except KeyboardInterrupt:
+            mlflow.set_tag("stembed.ended_by", "interrupt")
+            mlflow.end_run("KILLED")
+            raise
+        except BaseException as err:
+            status = "FAILED"
+            if isinstance(err, SystemExit) and not err.code:
+                status = "FINISHED"
+            else:
+                _log_text("".join(traceback.format_exception(err)), "error/traceback.txt")
+            mlflow.end_run(status)
+            raise
+        else:
+            mlflow.end_run("FINISHED")
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int, prefix: str = "") -> None:
+        """Log numeric values under MLflow-safe names."""
+        import mlflow
+
+        values = {metric_name(prefix + k): float(v) for k, v in metrics.items() if _is_number(v)}
+        if values:
+            mlflow.log_metrics(values, step=step)
+
+    def trainer_callback(self) -> TrainerCallback:
+        """A transformers callback that logs every `logs` dict as metrics at the global step."""
+        from transformers import TrainerCallback
+
+        tracker = self
+
+        class MlflowMetrics(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
+                if state.is_world_process_zero and logs:
+                    tracker.log_metrics(logs, step=state.global_step)
+
+        return MlflowMetrics()
+
+    def log_outputs(self, card: Path, config_dir: Path, model: Any, log_model: bool) -> str:
+        """Log the card, the configs and the model (sentence-transformers flavor) to the run."""
+        import mlflow
+
+        mlflow.log_artifact(str(card))
+        if config_dir.is_dir():
+            mlflow.log_artifacts(str(config_dir), "config")
+        if log_model:
+            started = time.perf_counter()
+            mlflow.sentence_transformers.log_model(model, name="model", pip_requirements=_requirements())
+            self.log_metrics({"stembed_log_model_seconds": time.perf_counter() - started}, step=0)
+        return f"runs:/{self.run_id}/model"
+
+
+def _requirements() -> list[str]:
+    """Pinned requirements of the logged model (given, so MLflow does not re-load it to infer them)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("sentence-transformers", "transformers", "torch")]
+
+
+def _log_text(text: str, artifact_file: str) -> None:
+    import mlflow
+
+    try:
+        mlflow.log_text(text, artifact_file)
+    except Exception:  # never hide the original error behind a logging failure
+        pass
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value

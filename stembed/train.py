@@ -1,0 +1,237 @@
+"""The training recipe: config -> model -> data -> loss/evaluator -> trainer -> evaluate -> save, card, MLflow.
+
+`stembed train ARGS` calls `run_hydra(ARGS)`, so Hydra sees the arguments untouched (-m, --cfg,
+--help, +experiment=..., hydra/launcher=...). Heavy libraries are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stembed.errors import EXIT_USAGE, StembedError, did_you_mean
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.evaluation import BaseEvaluator
+
+
+def run_hydra(args: list[str]) -> None:
+    """Run the Hydra app `stembed train` with these command-line arguments."""
+    import hydra
+
+    from stembed.config import conf_dir
+
+    sys.argv = ["stembed-train", *args]
+    hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(job)()
+
+
+def job(cfg: DictConfig) -> float | None:
+    """One Hydra job: train, turning input errors into one paragraph and exit code 2."""
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # a cluster's pre-emption ends the run KILLED
+    try:
+        return train(cfg)
+    except StembedError as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("STEMBED_DEBUG") == "1":
+            raise
+        print(f"\nstembed: error: {err}\n", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train one model as configured; return the optimized metric (for sweepers)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from stembed.hub import ensure_offline_mode_if_unreachable
+
+    offline = ensure_offline_mode_if_unreachable()  # before transformers/datasets are imported
+
+    from transformers import set_seed
+
+    from stembed.evaluation import build_evaluator
+    from stembed.instantiate import instantiate
+    from stembed.losses import build_loss, fit_to_loss
+    from stembed.model_card import add_stembed_section, describe_datasets
+    from stembed.models import load_model
+    from stembed.tracking import Tracker
+
+    started = time.perf_counter()
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    overrides = list(hydra_cfg.overrides.task)
+    command = "stembed train " + " ".join(shlex.quote(o) for o in overrides)
+
+    # Everything that can be wrong with the input fails here, before a run is opened.
+    args = training_arguments(cfg.trainer, run_dir / "checkpoints")
+    tracker = Tracker.from_config(cfg.tracking, cfg.paths.output_root)
+    tracker.connect()
+    set_seed(cfg.seed)
+    loaded = load_model(cfg.model)
+    model = loaded.model
+    data = instantiate(cfg.data, "data")
+    loss = build_loss(cfg.loss, model)
+    min_score = data.stats.get("positive_min_score", 0.5)
+    train_dataset = fit_to_loss(data.train, loss, data.label_column, min_score)
+    eval_dataset = (
+        fit_to_loss(data.eval, loss, data.label_column, min_score) if data.eval is not None else None
+    )
+    evaluator = build_evaluator(cfg.evaluator, data.eval)
+    if evaluator is None and eval_dataset is None:
+        args.eval_strategy = "no"
+    describe_datasets(model, data, cfg.task_name, offline)
+
+    tags = _run_tags(cfg, command, overrides, loaded.source, data)
+    with tracker.run(cfg.tracking.get("run_name"), _run_params(cfg, data), tags) as run_id:
+        baseline = _evaluate(evaluator, model)
+        tracker.log_metrics(baseline, step=0, prefix="baseline_")
+        trainer = _trainer(model, args, train_dataset, eval_dataset, loss, evaluator, tracker)
+        trainer.train()
+        final = _evaluate(evaluator, model)
+        tracker.log_metrics(final, step=trainer.state.global_step, prefix="final_")
+        model_dir = _save_model(model, run_dir / "model")
+        card = model_dir / "README.md"
+        add_stembed_section(
+            card, command=command, run_id=run_id, experiment=tracker.experiment_name,
+            tracking_uri=tracker.uri, model_source=loaded.source, data=data, baseline=baseline, final=final,
+        )  # fmt: skip
+        model_uri = tracker.log_outputs(card, run_dir / ".hydra", model, bool(cfg.tracking.log_model))
+    result = _optimized_metric(cfg.get("optimized_metric"), evaluator, final)
+    _print_summary(
+        run_id, tracker, baseline, final, evaluator, model_dir, model_uri, time.perf_counter() - started
+    )
+    return result
+
+
+def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:
+    """SentenceTransformerTrainingArguments from the `trainer` group; unknown keys fail at once."""
+    from omegaconf import OmegaConf
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    values = OmegaConf.to_container(trainer_cfg, resolve=True)
+    known = {f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments) if f.init}
+    for key, value in values.items():
+        if key not in known or key == "output_dir":
+            hint = " The output directory is the Hydra run directory." if key == "output_dir" else ""
+            raise StembedError(
+                f"trainer.{key}={value}: not a SentenceTransformerTrainingArguments field.{hint}"
+                f"{did_you_mean(key, known)} Remove it or use a field listed at "
+                "https://sbert.net/docs/package_reference/sentence_transformer/training_args.html."
+            )
+        if key.endswith("batch_size") and (not isinstance(value, int) or value <= 0):
+            raise StembedError(
+                f"trainer.{key}={value}: must be a positive whole number, e.g. trainer.{key}=16."
+            )
+    try:
+        return SentenceTransformerTrainingArguments(output_dir=str(output_dir), **values)
+    except (ValueError, TypeError) as err:
+        raise StembedError(f"trainer: invalid training arguments ({err}). Fix the trainer.* values.") from err
+
+
+def _trainer(model, args, train_dataset, eval_dataset, loss, evaluator, tracker) -> Any:  # type: ignore[no-untyped-def]
+    from sentence_transformers import SentenceTransformerTrainer
+
+    return SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        loss=loss,
+        evaluator=evaluator,
+        callbacks=[tracker.trainer_callback()],
+    )
+
+
+def _evaluate(evaluator: BaseEvaluator | None, model: SentenceTransformer) -> dict[str, float]:
+    return dict(evaluator(model)) if evaluator is not None else {}
+
+
+def _save_model(model: SentenceTransformer, model_dir: Path) -> Path:
+    """Save (writing the card) to a temporary directory, renamed only once complete."""
+    partial = model_dir.with_name(model_dir.name + ".partial")
+    model.save(str(partial))
+    partial.rename(model_dir)
+    return model_dir
+
+
+def _run_params(cfg: DictConfig, data: Any) -> dict[str, str]:
+    from omegaconf import OmegaConf
+
+    from stembed.tracking import flatten
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    params = flatten(resolved)
+    params.update(flatten(data.stats, "data_stats."))
+    return params
+
+
+def _run_tags(
+    cfg: DictConfig, command: str, overrides: list[str], model_source: str, data: Any
+) -> dict[str, str]:
+    import json
+
+    from stembed import __version__
+
+    tags = {
+        "stembed.version": __version__,
+        "stembed.command": command,
+        "stembed.overrides": json.dumps(overrides),
+        "stembed.task": str(cfg.task_name),
+        "stembed.model_source": model_source,
+        "stembed.data_name": data.name,
+        "stembed.data_source": data.source,
+        "stembed.data_fingerprint": data.fingerprint,
+        "mlflow.note.content": f"Reproduce: `{command}`",
+    }
+    commit = _git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def _git_commit() -> str | None:
+    """HEAD of the git repository the command runs in, if any."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _optimized_metric(name: str | None, evaluator: Any, final: dict[str, float]) -> float | None:
+    if not final:
+        return None
+    key = name.removeprefix("final_") if name else getattr(evaluator, "primary_metric", None)
+    if key not in final:
+        raise StembedError(
+            f"optimized_metric={name}: the evaluator reported no such metric. Metrics: {sorted(final)}."
+        )
+    return float(final[key])
+
+
+def _print_summary(run_id, tracker, baseline, final, evaluator, model_dir, model_uri, seconds) -> None:  # type: ignore[no-untyped-def]
+    primary = getattr(evaluator, "primary_metric", None)
+    lines = [f"\nstembed: run {run_id} FINISHED in {seconds:.0f} s"]
+    if primary in final:
+        before = baseline.get(primary, float("nan"))
+        lines.append(f"  {primary}: {before:.4f} -> {final[primary]:.4f} ({final[primary] - before:+.4f})")
+    lines += [
+        f"  model:  {model_dir}  ({model_uri})",
+        f"  card:   {model_dir / 'README.md'}",
+        f"  MLflow: experiment '{tracker.experiment_name}' in {tracker.uri}",
+        f"  UI:     stembed ui   then open http://127.0.0.1:5000/#/experiments/{tracker.experiment_id}/runs/{run_id}",
+    ]
+    print("\n".join(lines))
