@@ -5,6 +5,7 @@ mlflow is imported inside functions so that `stembed --help` and `stembed ui` st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -177,10 +178,8 @@ def _requirements() -> list[str]:
 def _log_text(text: str, artifact_file: str) -> None:
     import mlflow
 
-    try:
+    with contextlib.suppress(Exception):  # never hide the original error behind a logging failure
         mlflow.log_text(text, artifact_file)
-    except Exception:  # never hide the original error behind a logging failure
-        pass
 
 
 def _is_number(value: Any) -> bool:

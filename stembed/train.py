@@ -1,4 +1,4 @@
-"""The training recipe: config -> model -> data -> loss/evaluator -> trainer -> evaluate -> save, card, MLflow.
+"""The training recipe: config, model, data, loss/evaluator, trainer, evaluate, save, card, MLflow.
 
 `stembed train ARGS` calls `run_hydra(ARGS)`, so Hydra sees the arguments untouched (-m, --cfg,
 --help, +experiment=..., hydra/launcher=...). Heavy libraries are imported inside functions.
@@ -87,6 +87,7 @@ def train(cfg: DictConfig) -> float | None:
     eval_dataset = (
         fit_to_loss(data.eval, loss, data.label_column, min_score) if data.eval is not None else None
     )
+    data.stats["train_rows_used"] = len(train_dataset)
     evaluator = build_evaluator(cfg.evaluator, data.eval)
     if evaluator is None and eval_dataset is None:
         args.eval_strategy = "no"

@@ -74,11 +74,13 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if fmt in ("csv", "tsv"):
             return pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", keep_default_na=False, na_values=[""])
-        if fmt in ("jsonl", "json"):
+        if fmt == "jsonl":
+            return pd.read_json(path, lines=True)
+        if fmt == "json":
             try:
-                return pd.read_json(path, lines=True)
+                return pd.read_json(path)  # an array of records
             except ValueError:
-                return pd.read_json(path)
+                return pd.read_json(path, lines=True)  # JSON lines saved as .json
         return pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise StembedError(
@@ -125,9 +127,9 @@ def select_columns(dataset: Dataset, columns: dict[str, str], where: str) -> Dat
             f"(data.columns, output: source): {dict(columns)}. Map them with "
             f"data.columns.<output>=<column in your data>."
         )
-    dataset = dataset.select_columns(list(columns.values()))
-    dataset = dataset.rename_columns({src: out for out, src in columns.items() if src != out})
-    return dataset.select_columns(list(columns))
+    return dataset.map(
+        lambda batch: {out: batch[src] for out, src in columns.items()}, batched=True, remove_columns=found
+    )
 
 
 def _clean(dataset: Dataset, where: str) -> Dataset:

@@ -1,0 +1,30 @@
+"""MLflow naming rules and where the store is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stembed.tracking import flatten, metric_name, resolve_tracking_uri
+
+
+def test_metric_names_are_made_mlflow_safe() -> None:
+    assert metric_name("val_cosine_ndcg@10") == "val_cosine_ndcg_at_10"
+    assert metric_name("eval_quora-val_spearman_cosine") == "eval_quora-val_spearman_cosine"
+    assert metric_name("a(b)") == "a_b_"
+
+
+def test_flatten_gives_dotted_string_params() -> None:
+    flat = flatten({"trainer": {"lr": 1e-5, "dims": [1, 2]}, "empty": {}, "none": None})
+    assert flat == {"trainer.lr": "1e-05", "trainer.dims": "[1, 2]", "empty": "{}", "none": "None"}
+    long = flatten({"x": "y" * 10000})["x"]
+    assert len(long) <= 6000 and long.endswith("see config/ artifact]")
+
+
+def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri(None, tmp_path) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert resolve_tracking_uri(None, tmp_path) == "http://127.0.0.1:5999"
+    assert resolve_tracking_uri("sqlite:///x.db", tmp_path) == "sqlite:///x.db"
