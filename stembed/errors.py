@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Iterable
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # as a shell reports a Ctrl-C
 
 
 class StembedError(Exception):

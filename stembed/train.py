@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stembed.errors import EXIT_USAGE, StembedError, did_you_mean
+from stembed.errors import EXIT_INTERRUPTED, EXIT_USAGE, StembedError, did_you_mean
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -39,6 +39,9 @@ def job(cfg: DictConfig) -> float | None:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # a cluster's pre-emption ends the run KILLED
     try:
         return train(cfg)
+    except KeyboardInterrupt:
+        print("\nstembed: interrupted; the MLflow run (if one was open) ended KILLED.", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     except StembedError as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("STEMBED_DEBUG") == "1":
             raise

@@ -39,7 +39,9 @@ def write(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["p.csv", "p.tsv", "p.jsonl", "p.json", "p.parquet", "p.csv.gz", "p.jsonl.gz"])
+@pytest.mark.parametrize(
+    "name", ["p.csv", "p.tsv", "p.jsonl", "p.json", "p.parquet", "p.csv.gz", "p.jsonl.gz"]
+)
 def test_every_file_type_loads_with_column_mapping(tmp_path: Path, name: str) -> None:
     data = load_pairs(str(write(tmp_path / name)), COLUMNS, eval_fraction=0.25, seed=1)
     assert data.train.column_names == ["sentence1", "sentence2", "score"]

@@ -40,7 +40,10 @@ def test_run_is_logged_to_mlflow(tiny_run: tuple[Path, subprocess.CompletedProce
         run.data.metrics
     )
     # 12 real optimisation steps on the tiny model must improve the eval correlation.
-    assert run.data.metrics["final_val_spearman_cosine"] > run.data.metrics["baseline_val_spearman_cosine"] + 0.05
+    assert (
+        run.data.metrics["final_val_spearman_cosine"]
+        > run.data.metrics["baseline_val_spearman_cosine"] + 0.05
+    )
 
 
 def test_card_and_config_artifacts(tiny_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
@@ -171,3 +174,39 @@ def test_bad_data_file_names_file_and_columns(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = all_runs(store_uri(tmp_path))
     assert run.info.status == "FINISHED" and run.data.tags["stembed.data_name"] == "pairs.csv"
+
+
+def test_interrupt_ends_run_killed(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) and a cluster's pre-emption (SIGTERM) end the MLflow run KILLED, not RUNNING."""
+    import signal
+    import time
+
+    from conftest import STEMBED
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        cwd = tmp_path / sig.name
+        cwd.mkdir()
+        args = [*TINY, "trainer.max_steps=1000000", "trainer.logging_steps=50"]
+        process = subprocess.Popen(
+            [STEMBED, "train", *args],
+            cwd=cwd,
+            env=stembed_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 120
+        # The baseline evaluation runs inside the open MLflow run, right before training. (The store
+        # is not read meanwhile: a second process would race the first one's schema creation.)
+        while time.monotonic() < deadline and process.poll() is None:
+            logs = list((cwd / "outputs" / "runs").glob("*/*/train.log"))
+            if logs and "Evaluating the model" in logs[0].read_text():
+                break
+            time.sleep(0.5)
+        time.sleep(3)
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130, stderr[-3000:]
+        (run,) = all_runs(store_uri(cwd))
+        assert run.info.status == "KILLED"
+        assert not list((cwd / "outputs" / "runs").glob("*/*/model"))
