@@ -58,8 +58,11 @@ def _check_columns(dataset: Dataset, wanted: Any) -> None:
         )
 
 
-def build_evaluator(cfg: Any, eval_dataset: Dataset | None) -> BaseEvaluator | None:
-    """Instantiate `evaluator` with arguments computed from the eval data by `evaluator.inputs`."""
+def build_evaluator(cfg: Any, eval_dataset: Dataset | None, test: bool = False) -> BaseEvaluator | None:
+    """Instantiate `evaluator` with arguments computed from the eval data by `evaluator.inputs`.
+
+    With test=True the evaluator is named `evaluator.test_name` (default "test").
+    """
     if not cfg:
         return None
     if eval_dataset is None:
@@ -71,6 +74,9 @@ def build_evaluator(cfg: Any, eval_dataset: Dataset | None) -> BaseEvaluator | N
 
     spec = OmegaConf.to_container(cfg, resolve=True)
     inputs_cfg = spec.pop("inputs", None)
+    test_name = spec.pop("test_name", None) or "test"
+    if test:
+        spec["name"] = test_name
     # Runtime objects (datasets, lists, sets) are passed at the call site, never through the config.
     arguments = (
         instantiate(inputs_cfg, "evaluator.inputs", _partial_=True)(eval_dataset) if inputs_cfg else {}

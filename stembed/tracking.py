@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
 _METRIC_NAME_UNSAFE = re.compile(r"[^\w\-. /:]")
+_SECRET_KEY = re.compile(r"(^|_)(token|password|passwd|secret|api_?key|credentials?)(_|$)", re.IGNORECASE)
+_URI_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^/@\s]+@")
 
 
 def default_tracking_uri(output_root: Path) -> str:
@@ -49,10 +51,18 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
             flat.update(flatten(value, f"{dotted}."))
             continue
         text = json.dumps(value) if isinstance(value, list | tuple | dict) else str(value)
+        text = mask_secret(dotted, text)
         if len(text) > MAX_PARAM_LENGTH:
             text = text[: MAX_PARAM_LENGTH - 40] + " ...[truncated; see config/ artifact]"
         flat[dotted] = text
     return flat
+
+
+def mask_secret(key: str, value: str) -> str:
+    """'***' for values of credential-like keys; URIs keep everything but their password."""
+    if _SECRET_KEY.search(key.rsplit(".", 1)[-1]) and value not in ("None", ""):
+        return "***"
+    return _URI_PASSWORD.sub(r"\1***@", value)
 
 
 class Tracker:
@@ -154,13 +164,14 @@ class Tracker:
 
         return MlflowMetrics()
 
-    def log_outputs(self, card: Path, config_dir: Path, model: Any, log_model: bool) -> str:
-        """Log the card, the configs and the model (sentence-transformers flavor) to the run."""
+    def log_outputs(self, card: Path, config_dir: Path, resolved: str, model: Any, log_model: bool) -> str:
+        """Log the card, the configs (composed and resolved) and the model (sentence-transformers flavor)."""
         import mlflow
 
         mlflow.log_artifact(str(card))
         if config_dir.is_dir():
             mlflow.log_artifacts(str(config_dir), "config")
+        mlflow.log_text(resolved, "config/resolved.yaml")
         if log_model:
             started = time.perf_counter()
             mlflow.sentence_transformers.log_model(model, name="model", pip_requirements=_requirements())

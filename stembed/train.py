@@ -56,6 +56,7 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 def train(cfg: DictConfig) -> float | None:
     """Train one model as configured; return the optimized metric (for sweepers)."""
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
 
     from stembed.hub import ensure_offline_mode_if_unreachable
 
@@ -87,22 +88,25 @@ def train(cfg: DictConfig) -> float | None:
     loss = build_loss(cfg.loss, model)
     min_score = data.stats.get("positive_min_score", 0.5)
     train_dataset = fit_to_loss(data.train, loss, data.label_column, min_score)
+    eval_pairs = data.eval_pairs
     eval_dataset = (
-        fit_to_loss(data.eval, loss, data.label_column, min_score) if data.eval is not None else None
+        fit_to_loss(eval_pairs, loss, data.label_column, min_score) if eval_pairs is not None else None
     )
     data.stats["train_rows_used"] = len(train_dataset)
     evaluator = build_evaluator(cfg.evaluator, data.eval)
+    # A test split is evaluated before and after training, never during (no peeking for model selection).
+    test_evaluator = build_evaluator(cfg.evaluator, data.test, test=True) if data.test is not None else None
     if evaluator is None and eval_dataset is None:
         args.eval_strategy = "no"
     describe_datasets(model, data, cfg.task_name, offline)
 
     tags = _run_tags(cfg, command, overrides, loaded.source, data)
     with tracker.run(cfg.tracking.get("run_name"), _run_params(cfg, data), tags) as run_id:
-        baseline = _evaluate(evaluator, model)
+        baseline = _evaluate([evaluator, test_evaluator], model)
         tracker.log_metrics(baseline, step=0, prefix="baseline_")
         trainer = _trainer(model, args, train_dataset, eval_dataset, loss, evaluator, tracker)
         trainer.train()
-        final = _evaluate(evaluator, model)
+        final = _evaluate([evaluator, test_evaluator], model)
         tracker.log_metrics(final, step=trainer.state.global_step, prefix="final_")
         model_dir = _save_model(model, run_dir / "model")
         card = model_dir / "README.md"
@@ -110,7 +114,10 @@ def train(cfg: DictConfig) -> float | None:
             card, command=command, run_id=run_id, experiment=tracker.experiment_name,
             tracking_uri=tracker.uri, model_source=loaded.source, data=data, baseline=baseline, final=final,
         )  # fmt: skip
-        model_uri = tracker.log_outputs(card, run_dir / ".hydra", model, bool(cfg.tracking.log_model))
+        resolved = OmegaConf.to_yaml(cfg, resolve=True)
+        model_uri = tracker.log_outputs(
+            card, run_dir / ".hydra", resolved, model, bool(cfg.tracking.log_model)
+        )
     result = _optimized_metric(cfg.get("optimized_metric"), evaluator, final)
     _print_summary(
         run_id, tracker, baseline, final, evaluator, model_dir, model_uri, time.perf_counter() - started
@@ -157,8 +164,12 @@ def _trainer(model, args, train_dataset, eval_dataset, loss, evaluator, tracker)
     )
 
 
-def _evaluate(evaluator: BaseEvaluator | None, model: SentenceTransformer) -> dict[str, float]:
-    return dict(evaluator(model)) if evaluator is not None else {}
+def _evaluate(evaluators: list[BaseEvaluator | None], model: SentenceTransformer) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for evaluator in evaluators:
+        if evaluator is not None:
+            metrics.update(evaluator(model))
+    return metrics
 
 
 def _save_model(model: SentenceTransformer, model_dir: Path) -> Path:

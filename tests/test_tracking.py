@@ -28,3 +28,18 @@ def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert resolve_tracking_uri(None, tmp_path) == "http://127.0.0.1:5999"
     assert resolve_tracking_uri("sqlite:///x.db", tmp_path) == "sqlite:///x.db"
+
+
+def test_credentials_never_reach_params() -> None:
+    flat = flatten(
+        {
+            "tracking": {"uri": "http://alice:s3cret@mlflow.example:5000", "api_key": "abc", "token": None},
+            "hub_token": "hf_xyz",
+            "learning_rate": 0.1,
+            "tokenizer_name": "bert",
+        }
+    )
+    assert flat["tracking.uri"] == "http://alice:***@mlflow.example:5000"
+    assert flat["tracking.api_key"] == "***" and flat["hub_token"] == "***"
+    assert flat["tracking.token"] == "None" and flat["learning_rate"] == "0.1"
+    assert flat["tokenizer_name"] == "bert"

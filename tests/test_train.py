@@ -62,6 +62,8 @@ def test_card_and_config_artifacts(tiny_run: tuple[Path, subprocess.CompletedPro
     assert "task_name: demo" in config
     overrides = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config/overrides.yaml")
     assert "model=tiny" in overrides
+    resolved = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config/resolved.yaml")
+    assert "seed: ${seed}" not in resolved and "data_seed: 42" in resolved
 
 
 def test_model_artifact_loads_and_encodes(tiny_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:

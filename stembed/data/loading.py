@@ -22,11 +22,13 @@ class PairData:
     """Train and eval pairs plus what the run records about them."""
 
     train: Dataset
-    eval: Dataset | None
+    eval: Dataset | None  # what the evaluator reads (pairs, or texts with labels)
     name: str
     source: str
     hub_id: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    eval_pairs: Dataset | None = None  # pairs for the trainer's eval loss, shaped like train
+    test: Dataset | None = None  # evaluated before and after training only
 
     @property
     def label_column(self) -> str | None:
@@ -37,7 +39,7 @@ class PairData:
     def fingerprint(self) -> str:
         """A short content hash of train and eval data."""
         digest = hashlib.sha256()
-        for part in (self.train, self.eval):
+        for part in (self.train, self.eval, self.test):
             if part is not None:
                 digest.update(_hash_frame(part.to_pandas()))
         return digest.hexdigest()[:16]
@@ -61,9 +63,14 @@ def _looks_like_path(source: str) -> bool:
     return source.startswith((".", "/", "~")) or file_format(Path(source)) is not None
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a local csv/tsv/jsonl/json/parquet file (optionally gzipped) into a DataFrame."""
+def read_table(path: Path, read_options: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Read a local csv/tsv/jsonl/json/parquet file (optionally gzipped) into a DataFrame.
+
+    read_options go to pandas' reader, e.g. {header: null, names: [a, b]} for a csv without header.
+    """
     import pandas as pd
+
+    options = dict(read_options or {})
 
     fmt = file_format(path)
     if fmt is None:
@@ -73,28 +80,42 @@ def read_table(path: Path) -> pd.DataFrame:
         )
     try:
         if fmt in ("csv", "tsv"):
-            return pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", keep_default_na=False, na_values=[""])
+            options = {
+                "sep": "\t" if fmt == "tsv" else ",",
+                "keep_default_na": False,
+                "na_values": [""],
+            } | options
+            return pd.read_csv(path, **options)
         if fmt == "jsonl":
-            return pd.read_json(path, lines=True)
+            return pd.read_json(path, lines=True, **options)
         if fmt == "json":
             try:
-                return pd.read_json(path)  # an array of records
+                return pd.read_json(path, **options)  # an array of records
             except ValueError:
-                return pd.read_json(path, lines=True)  # JSON lines saved as .json
-        return pd.read_parquet(path)
-    except (ValueError, OSError, pd.errors.ParserError) as err:
+                return pd.read_json(path, lines=True, **options)  # JSON lines saved as .json
+        return pd.read_parquet(path, **options)
+    except (ValueError, OSError, TypeError, pd.errors.ParserError) as err:
         raise StembedError(
             f"data.source={path}: could not read it as {fmt} ({err}). Check the file's format and encoding."
         ) from err
 
 
-def _load_source(source: str, subset: str | None, split: str, field_name: str) -> tuple[Dataset, str | None]:
-    """(dataset, hub id or None) for a local file or a hub data set."""
+def load_source(
+    source: str,
+    subset: str | None = None,
+    split: str = "train",
+    read_options: dict[str, Any] | None = None,
+    field_name: str = "data.source",
+) -> tuple[Dataset, str | None]:
+    """(rows, hub id or None) from a local file or a hub data set.
+
+    A local path may contain `{split}`, e.g. `stsb/{split}.csv`, so one source serves every split.
+    """
     from datasets import Dataset
 
-    path = Path(source).expanduser()
+    path = Path(source.replace("{split}", split)).expanduser()
     if path.is_file():
-        return Dataset.from_pandas(read_table(path), preserve_index=False), None
+        return Dataset.from_pandas(read_table(path, read_options), preserve_index=False), None
     if _looks_like_path(source):
         raise StembedError(
             f"{field_name}={source}: no such file (looked in {path.resolve().parent}). "
@@ -172,6 +193,8 @@ def finish_pairs(
         "positive_min_score": positive_min_score,
     }
     data = PairData(train=train, eval=eval_, name=name, source=source, hub_id=hub_id, stats=stats)
+    if eval_ is not None and set(eval_.column_names) == set(train.column_names):
+        data.eval_pairs = eval_
     if data.label_column:
         labels = train[data.label_column]
         stats["train_label_mean"] = round(float(sum(labels) / len(labels)), 4)
@@ -187,14 +210,28 @@ def load_pairs(
     split: str = "train",
     eval_source: str | None = None,
     eval_split: str | None = None,
-    eval_fraction: float = 0.1,
+    eval_fraction: float | None = 0.1,
+    test_split: str | None = None,
     limit: int | None = None,
+    label_scale: float | None = None,
+    read_options: dict[str, Any] | None = None,
     positive_min_score: float = 0.5,
     seed: int = 42,
 ) -> PairData:
-    """Load pairs from a file or hub id; eval from eval_source, eval_split, or a seeded hold-out."""
+    """Plain column pairs from a file or hub id.
+
+    Eval comes from eval_source, eval_split, or a seeded hold-out of eval_fraction; test_split (of
+    the same source) is evaluated before and after training too. label_scale divides the label
+    (5 turns STS 0..5 scores into 0..1).
+    """
     columns = dict(columns)
-    raw, hub_id = _load_source(source, subset, split, "data.source")
+
+    def load(split_name: str, from_source: str = source, field_name: str = "data.source") -> Dataset:
+        rows, _ = load_source(from_source, subset, split_name, read_options, field_name)
+        where = f"{field_name}={from_source}" + (f" (split {split_name})" if split_name != "train" else "")
+        return _scale(_clean(select_columns(rows, columns, where), where), label_scale)
+
+    raw, hub_id = load_source(source, subset, split, read_options)
     rows_in = len(raw)
     if limit is not None:
         if limit <= 0:
@@ -202,24 +239,39 @@ def load_pairs(
                 f"data.limit={limit}: must be a positive number of rows, or null for all rows."
             )
         raw = raw.shuffle(seed=seed).select(range(min(limit, len(raw))))
-    train = _clean(select_columns(raw, columns, f"data.source={source}"), f"data.source={source}")
+    where = f"data.source={source}"
+    train = _scale(_clean(select_columns(raw, columns, where), where), label_scale)
     if eval_source or eval_split:
-        eval_from = eval_source or source
-        eval_raw, _ = _load_source(eval_from, subset, eval_split or split, "data.eval_source")
-        where = f"data.eval_source={eval_from}"
-        eval_ = _clean(select_columns(eval_raw, columns, where), where)
-    elif eval_fraction and eval_fraction > 0:
-        if not 0 < eval_fraction < 1 or len(train) < 2:
-            raise StembedError(
-                f"data.eval_fraction={eval_fraction}: must be between 0 and 1 with at least 2 rows "
-                f"(have {len(train)}). Use 0 or null for no eval split."
-            )
-        parts = train.train_test_split(test_size=eval_fraction, seed=seed)
-        train, eval_ = parts["train"], parts["test"]
+        eval_ = load(
+            eval_split or split, eval_source or source, "data.eval_source" if eval_source else "data.source"
+        )
+    elif eval_fraction:
+        train, eval_ = holdout(train, eval_fraction, seed)
     else:
         eval_ = None
-    display = name or hub_id or Path(source).name
-    return finish_pairs(
-        train, eval_, name=display, source=source, hub_id=hub_id, rows_in=rows_in,
+    data = finish_pairs(
+        train, eval_, name=name or hub_id or Path(source).name, source=source, hub_id=hub_id, rows_in=rows_in,
         positive_min_score=positive_min_score,
     )  # fmt: skip
+    if test_split:
+        data.test = load(test_split)
+        data.stats["test_rows"] = len(data.test)
+    return data
+
+
+def holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """(rest, held-out fraction) split by seed."""
+    if not 0 < fraction < 1 or len(dataset) < 2:
+        raise StembedError(
+            f"data.eval_fraction={fraction}: must be between 0 and 1 with at least 2 rows "
+            f"(have {len(dataset)}). Use 0 or null for no eval split."
+        )
+    parts = dataset.train_test_split(test_size=fraction, seed=seed)
+    return parts["train"], parts["test"]
+
+
+def _scale(dataset: Dataset, label_scale: float | None) -> Dataset:
+    labels = [c for c in dataset.column_names if c in LABEL_COLUMNS]
+    if not label_scale or label_scale == 1 or not labels:
+        return dataset
+    return dataset.map(lambda batch: {c: [v / label_scale for v in batch[c]] for c in labels}, batched=True)
