@@ -19,7 +19,7 @@ def describe_datasets(model: SentenceTransformer, data: PairData, task_name: str
     card = model.model_card_data
     entry = {"name": data.name, **({"id": data.hub_id} if data.hub_id else {})}
     card.train_datasets = [dict(entry)]
-    card.eval_datasets = [dict(entry)] if data.eval is not None else []
+    card.eval_datasets = [dict(entry)] if data.eval_pairs is not None else []  # the trainer's eval set
     card.local_files_only = offline
     base = card.base_model.split("/")[-1] if card.base_model else "SentenceTransformer"
     card.model_name = f"{base} fine-tuned on {data.name}"
@@ -70,7 +70,10 @@ def add_stembed_section(
             shown_before = f"{before:.4f}" if before is not None else ""
             lines.append(f"| {key} | {shown_before} | {after:.4f} | {change} |")
         lines.append("")
-    text = card_path.read_text(encoding="utf-8")
+    if card_path.is_file():
+        text = card_path.read_text(encoding="utf-8")
+    else:  # sentence-transformers logs and skips a card it fails to render; keep what stembed knows
+        text = f"# {data.name}\n\nsentence-transformers could not render its model card for this run.\n"
     section = "\n".join(lines) + "\n"
     anchor = text.find("\n## Training Details")
     if anchor == -1:

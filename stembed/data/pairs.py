@@ -1,0 +1,175 @@
+"""Pair builders for labelled texts: same-label pairs, and text <-> label-name pairs with negatives.
+
+Both hold out a seeded share of the texts (not pairs) for evaluation, so no eval text is trained on;
+the held-out rows keep their labels (columns `text`, `label`) for label-retrieval evaluators.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from stembed.data.loading import PairData, finish_pairs, holdout, load_source, select_columns
+from stembed.errors import StembedError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+
+def labelled_rows(
+    source: str,
+    text_column: str,
+    label_column: str,
+    subset: str | None = None,
+    split: str = "train",
+    read_options: dict[str, Any] | None = None,
+    limit: int | None = None,
+    seed: int = 42,
+) -> tuple[Dataset, str | None, int]:
+    """(rows with string columns text and label, hub id, rows read) from a file or hub data set."""
+    raw, hub_id = load_source(source, subset, split, read_options)
+    rows_in = len(raw)
+    feature = raw.features.get(label_column)
+    if feature is not None and hasattr(feature, "int2str"):  # a hub ClassLabel: use the names
+        raw = raw.map(lambda batch: {label_column: feature.int2str(batch[label_column])}, batched=True)
+    rows = select_columns(raw, {"text": text_column, "label": label_column}, f"data.source={source}")
+    rows = rows.map(lambda batch: {"label": [str(v) for v in batch["label"]]}, batched=True)
+    rows = rows.filter(lambda row: isinstance(row["text"], str) and row["text"].strip() and row["label"])
+    rows = _drop_repeated_texts(rows)  # a repeated text would otherwise leak across the eval split
+    if limit is not None:
+        rows = rows.shuffle(seed=seed).select(range(min(limit, len(rows))))
+    if len(set(rows["label"])) < 2:
+        raise StembedError(
+            f"data.label_column={label_column}: fewer than two distinct labels in {source}. "
+            "Point data.label_column at the column that holds the class of each text."
+        )
+    return rows, hub_id, rows_in
+
+
+def _drop_repeated_texts(rows: Dataset) -> Dataset:
+    seen: set[str] = set()
+    keep = [i for i, text in enumerate(rows["text"]) if not (text in seen or seen.add(text))]
+    return rows.select(keep) if len(keep) < len(rows) else rows
+
+
+def label_text(label: str, label_names: dict[str, str] | None = None) -> str:
+    """The text a label is embedded as: label_names[label], else 'cancel_order' -> 'cancel order'."""
+    return (label_names or {}).get(label) or label.replace("_", " ")
+
+
+def _by_label(rows: Dataset) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for text, label in zip(rows["text"], rows["label"], strict=True):
+        groups[label].append(text)
+    return dict(sorted(groups.items()))
+
+
+def _holdout_rows(
+    rows: Dataset, eval_fraction: float, eval_limit: int | None, seed: int
+) -> tuple[Dataset, Dataset]:
+    train_rows, eval_rows = holdout(rows, eval_fraction, seed)
+    if eval_limit is not None and len(eval_rows) > eval_limit:
+        eval_rows = eval_rows.select(range(eval_limit))
+    return train_rows, eval_rows
+
+
+def _label_stats(data: PairData, groups: dict[str, list[str]]) -> None:
+    sizes = [len(texts) for texts in groups.values()]
+    data.stats.update(
+        labels=len(groups), label_min_texts=min(sizes), label_max_texts=max(sizes), eval_texts=len(data.eval)
+    )
+
+
+def same_label_pairs(
+    source: str,
+    text_column: str,
+    label_column: str,
+    n_pairs: int = 15000,
+    score: float = 1.0,
+    name: str | None = None,
+    subset: str | None = None,
+    split: str = "train",
+    eval_fraction: float = 0.1,
+    eval_limit: int | None = None,
+    limit: int | None = None,
+    read_options: dict[str, Any] | None = None,
+    positive_min_score: float = 0.5,
+    seed: int = 42,
+) -> PairData:
+    """Pairs of two different texts with the same label (sentence1, sentence2, score), labels taken in turn."""
+    from datasets import Dataset
+
+    rows, hub_id, rows_in = labelled_rows(
+        source, text_column, label_column, subset, split, read_options, limit, seed
+    )
+    train_rows, eval_rows = _holdout_rows(rows, eval_fraction, eval_limit, seed)
+    groups = {label: texts for label, texts in _by_label(train_rows).items() if len(set(texts)) >= 2}
+    rng = random.Random(seed)
+    pairs: dict[str, list] = {"sentence1": [], "sentence2": [], "score": []}
+    seen: set[tuple[str, str]] = set()
+    labels = list(groups)
+    attempts = 0
+    while len(pairs["score"]) < n_pairs and attempts < n_pairs * 20:
+        texts = groups[labels[attempts % len(labels)]]
+        attempts += 1
+        first, second = rng.sample(texts, 2)
+        if first == second or (first, second) in seen or (second, first) in seen:
+            continue
+        seen.add((first, second))
+        pairs["sentence1"].append(first)
+        pairs["sentence2"].append(second)
+        pairs["score"].append(float(score))
+    data = finish_pairs(
+        Dataset.from_dict(pairs), eval_rows, name=name or hub_id or source, source=source, hub_id=hub_id,
+        rows_in=rows_in, positive_min_score=positive_min_score,
+    )  # fmt: skip
+    _label_stats(data, groups)
+    return data
+
+
+def label_name_pairs(
+    source: str,
+    text_column: str,
+    label_column: str,
+    n_pairs: int = 4000,
+    negative_share: float = 0.5,
+    label_names: dict[str, str] | None = None,
+    name: str | None = None,
+    subset: str | None = None,
+    split: str = "train",
+    eval_fraction: float = 0.1,
+    eval_limit: int | None = None,
+    limit: int | None = None,
+    read_options: dict[str, Any] | None = None,
+    positive_min_score: float = 0.5,
+    seed: int = 42,
+) -> PairData:
+    """(text, label name, 1.0) positives and (text, another label's name, 0.0) negatives, labels in turn."""
+    from datasets import Dataset
+
+    rows, hub_id, rows_in = labelled_rows(
+        source, text_column, label_column, subset, split, read_options, limit, seed
+    )
+    train_rows, eval_rows = _holdout_rows(rows, eval_fraction, eval_limit, seed)
+    groups = _by_label(train_rows)
+    labels = list(groups)
+    rng = random.Random(seed)
+    n_negatives = round(n_pairs * negative_share)
+    pairs: dict[str, list] = {"sentence1": [], "sentence2": [], "score": []}
+    for index in range(n_pairs):
+        label = labels[index % len(labels)]
+        negative = index < n_negatives
+        target = rng.choice([other for other in labels if other != label]) if negative else label
+        pairs["sentence1"].append(rng.choice(groups[label]))
+        pairs["sentence2"].append(label_text(target, label_names))
+        pairs["score"].append(0.0 if negative else 1.0)
+    order = list(range(n_pairs))
+    rng.shuffle(order)
+    train = Dataset.from_dict(pairs).select(order)
+    data = finish_pairs(
+        train, eval_rows, name=name or hub_id or source, source=source, hub_id=hub_id, rows_in=rows_in,
+        positive_min_score=positive_min_score,
+    )  # fmt: skip
+    _label_stats(data, groups)
+    return data

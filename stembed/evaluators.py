@@ -1,0 +1,77 @@
+"""Evaluators sentence-transformers lacks: routing texts to the nearest label name."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+
+from stembed.data.pairs import label_text
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+class LabelRetrievalEvaluator(SentenceEvaluator):
+    """Embed each text and every label's name; the nearest label name is the prediction.
+
+    Metrics: accuracy@1, mrr@10 (rank of the true label), macro_f1 (over labels, of the top-1 prediction).
+    This is how ticket routing and intent detection use an embedding model without a classifier head.
+    """
+
+    def __init__(
+        self,
+        texts: list[str],
+        labels: list[str],
+        label_names: dict[str, str] | None = None,
+        name: str = "",
+        batch_size: int = 64,
+        primary_metric: str = "accuracy@1",
+    ) -> None:
+        super().__init__()
+        self.texts, self.labels = list(texts), [str(label) for label in labels]
+        self.label_names = dict(label_names or {})
+        self.classes = sorted(set(self.labels) | set(self.label_names))
+        self.name, self.batch_size, self.primary_metric = name, batch_size, primary_metric
+
+    def __call__(
+        self, model: SentenceTransformer, output_path: str | None = None, epoch: int = -1, steps: int = -1
+    ) -> dict[str, float]:
+        import torch
+
+        class_texts = [label_text(label, self.label_names) for label in self.classes]
+        encode: dict[str, Any] = {
+            "batch_size": self.batch_size,
+            "convert_to_tensor": True,
+            "normalize_embeddings": True,
+        }
+        scores = model.encode(self.texts, **encode) @ model.encode(class_texts, **encode).T
+        truth = torch.tensor([self.classes.index(label) for label in self.labels], device=scores.device)
+        true_scores = scores.gather(1, truth[:, None])
+        ranks = (scores > true_scores).sum(dim=1) + 1
+        predicted = scores.argmax(dim=1)
+        metrics = {
+            "accuracy@1": (ranks == 1).float().mean().item(),
+            "mrr@10": torch.where(ranks <= 10, 1.0 / ranks, torch.zeros_like(ranks, dtype=torch.float))
+            .mean()
+            .item(),
+            "macro_f1": _macro_f1(truth.tolist(), predicted.tolist(), len(self.classes)),
+        }
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"labels": len(self.classes), "texts": len(self.texts)}
+
+
+def _macro_f1(truth: list[int], predicted: list[int], n_classes: int) -> float:
+    """Mean F1 over the classes that occur in truth or predictions."""
+    scores = []
+    for cls in range(n_classes):
+        tp = sum(t == cls and p == cls for t, p in zip(truth, predicted, strict=True))
+        fp = sum(t != cls and p == cls for t, p in zip(truth, predicted, strict=True))
+        fn = sum(t == cls and p != cls for t, p in zip(truth, predicted, strict=True))
+        if tp + fp + fn:
+            scores.append(2 * tp / (2 * tp + fp + fn))
+    return sum(scores) / len(scores) if scores else 0.0
