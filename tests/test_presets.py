@@ -1,9 +1,10 @@
-"""The reference presets: their hyperparameters, their builders, and every preset run end to end on fixtures."""
+"""The reference presets: their hyperparameters, their builders, and every preset run on fixtures."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import all_runs, run_stembed, store_uri
 from hydra import compose, initialize_config_dir

@@ -97,7 +97,7 @@ def same_label_pairs(
     positive_min_score: float = 0.5,
     seed: int = 42,
 ) -> PairData:
-    """Pairs of two different texts with the same label (sentence1, sentence2, score), labels taken in turn."""
+    """Pairs of two different texts with the same label (sentence1, sentence2, score), labels in turn."""
     from datasets import Dataset
 
     rows, hub_id, rows_in = labelled_rows(
