@@ -94,12 +94,10 @@ def test_same_label_pairs(fixtures: Path) -> None:
     assert data.train.to_dict() == again.train.to_dict()
     assert len(data.train) == 300 and set(data.train["score"]) == {1.0}
     intent_of = dict(zip(data.eval["text"], data.eval["label"], strict=True))
-    rows = dict(
-        zip(*[__import__("pandas").read_csv(source)[c] for c in ("instruction", "intent")], strict=True)
-    )
-    assert all(
-        rows[a] == rows[b] and a != b for a, b in zip(data.train["sentence1"], data.train["sentence2"])
-    )
+    raw = pd.read_csv(source)
+    intent = dict(zip(raw["instruction"], raw["intent"], strict=True))
+    pairs = zip(data.train["sentence1"], data.train["sentence2"], strict=True)
+    assert all(intent[a] == intent[b] and a != b for a, b in pairs)
     train_texts = set(data.train["sentence1"]) | set(data.train["sentence2"])
     assert not train_texts & set(intent_of), "held-out utterances must not be trained on"
     assert data.eval.column_names == ["text", "label"] and data.eval_pairs is None
