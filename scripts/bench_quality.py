@@ -26,6 +26,8 @@ class Row:
     overrides: list[str]
     steps: int
     metric: str  # the evaluator metric compared before/after (MLflow name, without baseline_/final_)
+    # A faithful preset of a flawed reference recipe is expected to get worse; the bench shows it.
+    known_flaw: str = ""
 
 
 def rows(data: Path) -> list[Row]:
@@ -43,7 +45,13 @@ def rows(data: Path) -> list[Row]:
             300,
             "sts-test_spearman_cosine",
         ),
-        Row("customer_support", [f"data.source={bitext}"], 200, "bitext-intents_accuracy_at_1"),
+        Row(
+            "customer_support",
+            [f"data.source={bitext}"],
+            200,
+            "bitext-intents_accuracy_at_1",
+            known_flaw="all labels 1.0: CosineSimilarityLoss collapses the embeddings",
+        ),
         Row("customer_support_mnrl", [f"data.source={bitext}"], 200, "bitext-intents_accuracy_at_1"),
         Row(
             "it_tickets",
@@ -99,7 +107,7 @@ def run(row: Row, workdir: Path, scale: float) -> dict[str, str]:
         "change": f"{after - before:+.4f}",
         "pairs/s": f"{metrics['train_samples_per_second']:.1f}",
         "wall s": f"{wall:.0f}",
-        "improved": "yes" if after > before else "NO",
+        "improved": "yes" if after > before else ("NO (known flaw)" if row.known_flaw else "NO"),
     }
 
 
@@ -126,7 +134,10 @@ def main() -> None:
     print("|" + "---|" * len(columns))
     for result in results:
         print("| " + " | ".join(result.values()) + " |")
-    if any(r["improved"] != "yes" for r in results):
+    for row in selected:
+        if row.known_flaw:
+            print(f"\n{row.preset}: faithful to a flawed reference ({row.known_flaw}).")
+    if any(r["improved"] == "NO" for r in results):
         sys.exit(1)
 
 

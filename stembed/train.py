@@ -13,15 +13,22 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import EXIT_INTERRUPTED, EXIT_USAGE, StembedError, did_you_mean
 
 if TYPE_CHECKING:
+    from datasets import Dataset
     from omegaconf import DictConfig
-    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.evaluation import BaseEvaluator
+    from torch import nn
+
+    from stembed.data.loading import PairData
+    from stembed.models import LoadedModel
+    from stembed.tracking import Tracker
 
 
 def run_hydra(args: list[str]) -> None:
@@ -53,10 +60,67 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+@dataclass
+class Job:
+    """Everything a run needs, built and checked before the MLflow run opens."""
+
+    run_dir: Path
+    command: str
+    overrides: list[str]
+    args: SentenceTransformerTrainingArguments
+    tracker: Tracker
+    loaded: LoadedModel
+    data: PairData
+    loss: nn.Module
+    train_dataset: Dataset
+    eval_dataset: Dataset | None
+    evaluators: list[BaseEvaluator | None]  # [eval split, test split]
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train one model as configured; return the optimized metric (for sweepers)."""
-    from hydra.core.hydra_config import HydraConfig
+    started = time.perf_counter()
+    job = prepare(cfg)
     from omegaconf import OmegaConf
+
+    from stembed.model_card import add_stembed_section
+
+    model, tracker, data = job.loaded.model, job.tracker, job.data
+    tags = _run_tags(cfg, job.command, job.overrides, job.loaded.source, data)
+    with tracker.run(cfg.tracking.get("run_name"), _run_params(cfg, data), tags) as run_id:
+        baseline = _evaluate(job.evaluators, model)
+        tracker.log_metrics(baseline, step=0, prefix="baseline_")
+        trainer = _trainer(job)
+        trainer.train()
+        final = _evaluate(job.evaluators, model)
+        tracker.log_metrics(final, step=trainer.state.global_step, prefix="final_")
+        model_dir = _save_model(model, job.run_dir / "model")
+        card = model_dir / "README.md"
+        add_stembed_section(
+            card,
+            command=job.command,
+            run_id=run_id,
+            experiment=tracker.experiment_name,
+            tracking_uri=tracker.uri,
+            model_source=job.loaded.source,
+            data=data,
+            baseline=baseline,
+            final=final,
+        )
+        resolved = OmegaConf.to_yaml(cfg, resolve=True)
+        model_uri = tracker.log_outputs(
+            card, job.run_dir / ".hydra", resolved, model, bool(cfg.tracking.log_model)
+        )
+    evaluator = job.evaluators[0]
+    result = _optimized_metric(cfg.get("optimized_metric"), evaluator, final)
+    elapsed = time.perf_counter() - started
+    _print_summary(run_id, tracker, baseline, final, evaluator, model_dir, model_uri, elapsed)
+    return result
+
+
+def prepare(cfg: DictConfig) -> Job:
+    """Build and check everything from the config; any input error raises here, before a run opens."""
+    from hydra.core.hydra_config import HydraConfig
 
     from stembed.hub import ensure_offline_mode_if_unreachable
 
@@ -67,25 +131,20 @@ def train(cfg: DictConfig) -> float | None:
     from stembed.evaluation import build_evaluator
     from stembed.instantiate import instantiate
     from stembed.losses import build_loss, fit_to_loss
-    from stembed.model_card import add_stembed_section, describe_datasets
+    from stembed.model_card import describe_datasets
     from stembed.models import load_model
     from stembed.tracking import Tracker
 
-    started = time.perf_counter()
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
-    command = "stembed train " + " ".join(shlex.quote(o) for o in overrides)
-
-    # Everything that can be wrong with the input fails here, before a run is opened.
     args = training_arguments(cfg.trainer, run_dir / "checkpoints")
     tracker = Tracker.from_config(cfg.tracking, cfg.paths.output_root)
     tracker.connect()
     set_seed(cfg.seed)
     loaded = load_model(cfg.model)
-    model = loaded.model
     data = instantiate(cfg.data, "data")
-    loss = build_loss(cfg.loss, model)
+    loss = build_loss(cfg.loss, loaded.model)
     min_score = data.stats.get("positive_min_score", 0.5)
     train_dataset = fit_to_loss(data.train, loss, data.label_column, min_score)
     eval_pairs = data.eval_pairs
@@ -93,36 +152,28 @@ def train(cfg: DictConfig) -> float | None:
         fit_to_loss(eval_pairs, loss, data.label_column, min_score) if eval_pairs is not None else None
     )
     data.stats["train_rows_used"] = len(train_dataset)
-    evaluator = build_evaluator(cfg.evaluator, data.eval)
     # A test split is evaluated before and after training, never during (no peeking for model selection).
-    test_evaluator = build_evaluator(cfg.evaluator, data.test, test=True) if data.test is not None else None
-    if evaluator is None and eval_dataset is None:
+    evaluators = [
+        build_evaluator(cfg.evaluator, data.eval),
+        build_evaluator(cfg.evaluator, data.test, test=True) if data.test is not None else None,
+    ]
+    if evaluators[0] is None and eval_dataset is None:
         args.eval_strategy = "no"
-    describe_datasets(model, data, cfg.task_name, offline)
-
-    tags = _run_tags(cfg, command, overrides, loaded.source, data)
-    with tracker.run(cfg.tracking.get("run_name"), _run_params(cfg, data), tags) as run_id:
-        baseline = _evaluate([evaluator, test_evaluator], model)
-        tracker.log_metrics(baseline, step=0, prefix="baseline_")
-        trainer = _trainer(model, args, train_dataset, eval_dataset, loss, evaluator, tracker)
-        trainer.train()
-        final = _evaluate([evaluator, test_evaluator], model)
-        tracker.log_metrics(final, step=trainer.state.global_step, prefix="final_")
-        model_dir = _save_model(model, run_dir / "model")
-        card = model_dir / "README.md"
-        add_stembed_section(
-            card, command=command, run_id=run_id, experiment=tracker.experiment_name,
-            tracking_uri=tracker.uri, model_source=loaded.source, data=data, baseline=baseline, final=final,
-        )  # fmt: skip
-        resolved = OmegaConf.to_yaml(cfg, resolve=True)
-        model_uri = tracker.log_outputs(
-            card, run_dir / ".hydra", resolved, model, bool(cfg.tracking.log_model)
-        )
-    result = _optimized_metric(cfg.get("optimized_metric"), evaluator, final)
-    _print_summary(
-        run_id, tracker, baseline, final, evaluator, model_dir, model_uri, time.perf_counter() - started
+    describe_datasets(loaded.model, data, cfg.task_name, offline)
+    command = "stembed train " + " ".join(shlex.quote(o) for o in overrides)
+    return Job(
+        run_dir=run_dir,
+        command=command,
+        overrides=overrides,
+        args=args,
+        tracker=tracker,
+        loaded=loaded,
+        data=data,
+        loss=loss,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        evaluators=evaluators,
     )
-    return result
 
 
 def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:
@@ -150,17 +201,17 @@ def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:
         raise StembedError(f"trainer: invalid training arguments ({err}). Fix the trainer.* values.") from err
 
 
-def _trainer(model, args, train_dataset, eval_dataset, loss, evaluator, tracker) -> Any:  # type: ignore[no-untyped-def]
+def _trainer(job: Job) -> Any:
     from sentence_transformers import SentenceTransformerTrainer
 
     return SentenceTransformerTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        loss=loss,
-        evaluator=evaluator,
-        callbacks=[tracker.trainer_callback()],
+        model=job.loaded.model,
+        args=job.args,
+        train_dataset=job.train_dataset,
+        eval_dataset=job.eval_dataset,
+        loss=job.loss,
+        evaluator=job.evaluators[0],
+        callbacks=[job.tracker.trainer_callback()],
     )
 
 

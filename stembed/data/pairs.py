@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stembed.data.loading import PairData, finish_pairs, holdout, load_source, select_columns
@@ -65,20 +66,40 @@ def _by_label(rows: Dataset) -> dict[str, list[str]]:
     return dict(sorted(groups.items()))
 
 
-def _holdout_rows(
-    rows: Dataset, eval_fraction: float, eval_limit: int | None, seed: int
-) -> tuple[Dataset, Dataset]:
+def _build(
+    make_pairs: Callable[[dict[str, list[str]], random.Random], dict[str, list]],
+    source: str,
+    text_column: str,
+    label_column: str,
+    name: str | None,
+    subset: str | None,
+    split: str,
+    eval_fraction: float,
+    eval_limit: int | None,
+    limit: int | None,
+    read_options: dict[str, Any] | None,
+    positive_min_score: float,
+    seed: int,
+) -> PairData:
+    """Load labelled texts, hold out a share of them, make pairs from the rest, record statistics."""
+    from datasets import Dataset
+
+    rows, hub_id, rows_in = labelled_rows(
+        source, text_column, label_column, subset, split, read_options, limit, seed
+    )
     train_rows, eval_rows = holdout(rows, eval_fraction, seed)
     if eval_limit is not None and len(eval_rows) > eval_limit:
         eval_rows = eval_rows.select(range(eval_limit))
-    return train_rows, eval_rows
-
-
-def _label_stats(data: PairData, groups: dict[str, list[str]]) -> None:
+    groups = _by_label(train_rows)
+    pairs = Dataset.from_dict(make_pairs(groups, random.Random(seed)))
+    data = finish_pairs(
+        pairs, eval_rows, name=name or hub_id or source, source=source, hub_id=hub_id, rows_in=rows_in,
+        positive_min_score=positive_min_score,
+    )  # fmt: skip
     sizes = [len(texts) for texts in groups.values()]
-    data.stats.update(
-        labels=len(groups), label_min_texts=min(sizes), label_max_texts=max(sizes), eval_texts=len(data.eval)
-    )
+    data.stats.update(labels=len(groups), label_min_texts=min(sizes), label_max_texts=max(sizes))
+    data.stats["eval_texts"] = len(eval_rows)
+    return data
 
 
 def same_label_pairs(
@@ -98,34 +119,28 @@ def same_label_pairs(
     seed: int = 42,
 ) -> PairData:
     """Pairs of two different texts with the same label (sentence1, sentence2, score), labels in turn."""
-    from datasets import Dataset
 
-    rows, hub_id, rows_in = labelled_rows(
-        source, text_column, label_column, subset, split, read_options, limit, seed
-    )
-    train_rows, eval_rows = _holdout_rows(rows, eval_fraction, eval_limit, seed)
-    groups = {label: texts for label, texts in _by_label(train_rows).items() if len(set(texts)) >= 2}
-    rng = random.Random(seed)
-    pairs: dict[str, list] = {"sentence1": [], "sentence2": [], "score": []}
-    seen: set[tuple[str, str]] = set()
-    labels = list(groups)
-    attempts = 0
-    while len(pairs["score"]) < n_pairs and attempts < n_pairs * 20:
-        texts = groups[labels[attempts % len(labels)]]
-        attempts += 1
-        first, second = rng.sample(texts, 2)
-        if first == second or (first, second) in seen or (second, first) in seen:
-            continue
-        seen.add((first, second))
-        pairs["sentence1"].append(first)
-        pairs["sentence2"].append(second)
-        pairs["score"].append(float(score))
-    data = finish_pairs(
-        Dataset.from_dict(pairs), eval_rows, name=name or hub_id or source, source=source, hub_id=hub_id,
-        rows_in=rows_in, positive_min_score=positive_min_score,
+    def make_pairs(groups: dict[str, list[str]], rng: random.Random) -> dict[str, list]:
+        groups = {label: texts for label, texts in groups.items() if len(texts) >= 2}
+        labels = list(groups)
+        pairs: dict[str, list] = {"sentence1": [], "sentence2": [], "score": []}
+        seen: set[frozenset[str]] = set()
+        for attempt in range(n_pairs * 20):  # bounded: small groups run out of new pairs
+            if len(pairs["score"]) == n_pairs:
+                break
+            first, second = rng.sample(groups[labels[attempt % len(labels)]], 2)
+            if frozenset((first, second)) in seen:
+                continue
+            seen.add(frozenset((first, second)))
+            pairs["sentence1"].append(first)
+            pairs["sentence2"].append(second)
+            pairs["score"].append(float(score))
+        return pairs
+
+    return _build(
+        make_pairs, source, text_column, label_column, name, subset, split, eval_fraction, eval_limit, limit,
+        read_options, positive_min_score, seed,
     )  # fmt: skip
-    _label_stats(data, groups)
-    return data
 
 
 def label_name_pairs(
@@ -146,30 +161,26 @@ def label_name_pairs(
     seed: int = 42,
 ) -> PairData:
     """(text, label name, 1.0) positives and (text, another label's name, 0.0) negatives, labels in turn."""
-    from datasets import Dataset
 
-    rows, hub_id, rows_in = labelled_rows(
-        source, text_column, label_column, subset, split, read_options, limit, seed
-    )
-    train_rows, eval_rows = _holdout_rows(rows, eval_fraction, eval_limit, seed)
-    groups = _by_label(train_rows)
-    labels = list(groups)
-    rng = random.Random(seed)
-    n_negatives = round(n_pairs * negative_share)
-    pairs: dict[str, list] = {"sentence1": [], "sentence2": [], "score": []}
-    for index in range(n_pairs):
-        label = labels[index % len(labels)]
-        negative = index < n_negatives
-        target = rng.choice([other for other in labels if other != label]) if negative else label
-        pairs["sentence1"].append(rng.choice(groups[label]))
-        pairs["sentence2"].append(label_text(target, label_names))
-        pairs["score"].append(0.0 if negative else 1.0)
-    order = list(range(n_pairs))
-    rng.shuffle(order)
-    train = Dataset.from_dict(pairs).select(order)
-    data = finish_pairs(
-        train, eval_rows, name=name or hub_id or source, source=source, hub_id=hub_id, rows_in=rows_in,
-        positive_min_score=positive_min_score,
+    def make_pairs(groups: dict[str, list[str]], rng: random.Random) -> dict[str, list]:
+        labels = list(groups)
+        n_negatives = round(n_pairs * negative_share)
+        rows = []
+        for index in range(n_pairs):
+            label = labels[index % len(labels)]
+            negative = index < n_negatives
+            target = rng.choice([other for other in labels if other != label]) if negative else label
+            rows.append(
+                (rng.choice(groups[label]), label_text(target, label_names), 0.0 if negative else 1.0)
+            )
+        rng.shuffle(rows)
+        return {
+            "sentence1": [r[0] for r in rows],
+            "sentence2": [r[1] for r in rows],
+            "score": [r[2] for r in rows],
+        }
+
+    return _build(
+        make_pairs, source, text_column, label_column, name, subset, split, eval_fraction, eval_limit, limit,
+        read_options, positive_min_score, seed,
     )  # fmt: skip
-    _label_stats(data, groups)
-    return data
