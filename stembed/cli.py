@@ -6,7 +6,10 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -51,6 +54,161 @@ def ui(
     typer.echo(f"MLflow UI for {uri} on http://{host}:{port} (Ctrl-C to stop)")
     command = [mlflow_bin, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     raise typer.Exit(subprocess.call(command))
+
+
+config_app = typer.Typer(help="List, show and validate the shipped config groups.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("list")
+def config_list() -> None:
+    """Config groups and their options (GROUP=OPTION on the command line)."""
+    from stembed.config_commands import groups
+
+    for group, options in groups().items():
+        typer.echo(f"{group:<12} {', '.join(options)}")
+
+
+@config_app.command("show")
+def config_show(name: str = typer.Argument(..., help="GROUP/OPTION, e.g. loss/mnrl, or train")) -> None:
+    """Print one config file."""
+    from stembed.config_commands import config_file
+
+    with user_errors():
+        typer.echo(config_file(name).read_text(encoding="utf-8"), nl=False)
+
+
+@config_app.command("validate")
+def config_validate(
+    presets: Annotated[list[str] | None, typer.Argument(help="Presets to check (default: all).")] = None,
+) -> None:
+    """Compose every preset; check targets import, their arguments and the trainer keys. Loads no model."""
+    from stembed.config_commands import validate
+
+    with user_errors():
+        results = validate(presets)
+    for check in results:
+        typer.echo(f"{'ok' if not check.problems else 'FAIL':<5} {check.preset}")
+        for problem in check.problems:
+            typer.echo(f"      {problem}")
+    failed = [c.preset for c in results if c.problems]
+    typer.echo(f"{len(results) - len(failed)} of {len(results)} presets valid")
+    if failed:
+        raise typer.Exit(1)
+
+
+TRACKING_URI = typer.Option(
+    None, "--tracking-uri", help="Default: $MLFLOW_TRACKING_URI, else outputs/mlflow.db."
+)
+
+
+@app.command()
+def runs(
+    experiment: str = typer.Option(None, "--experiment", "-e", help="Only this MLflow experiment."),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first."),
+    fmt: str = typer.Option("table", "--format", help="table, markdown, csv or json."),
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """Recent runs: name, status, duration, key metric, start time."""
+    from stembed import runs as runs_module
+
+    with user_errors():
+        mlflow_client = runs_module.client(tracking_uri)
+        names = {e.experiment_id: e.name for e in mlflow_client.search_experiments()}
+        found = runs_module.search(mlflow_client, experiment, limit)
+        typer.echo(runs_module.render(runs_module.runs_rows(found, names), fmt))
+
+
+@app.command()
+def compare(
+    run_ids: Annotated[list[str] | None, typer.Argument(help="Runs to compare.")] = None,
+    experiment: str = typer.Option(None, "--experiment", "-e", help="Every run of this experiment."),
+    sweep: str = typer.Option(None, "--sweep", help="The child runs of this sweep's parent run."),
+    limit: int = typer.Option(100, "--limit", "-n"),
+    fmt: str = typer.Option("table", "--format", help="table, markdown, csv or json."),
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """One table: the config keys that differ between runs, then their metrics, best first."""
+    from stembed import runs as runs_module
+    from stembed.errors import StembedError
+
+    with user_errors():
+        if bool(run_ids) + bool(experiment) + bool(sweep) != 1:
+            raise StembedError(
+                "compare: give run ids, or --experiment NAME, or --sweep PARENT_RUN_ID (one of them)."
+            )
+        mlflow_client = runs_module.client(tracking_uri)
+        if run_ids:
+            found = [runs_module.get_run(mlflow_client, run_id) for run_id in run_ids]
+        elif sweep:
+            runs_module.get_run(mlflow_client, sweep)
+            found = runs_module.search(mlflow_client, None, limit, f"tags.mlflow.parentRunId = '{sweep}'")
+        else:
+            found = runs_module.search(mlflow_client, experiment, limit)
+        typer.echo(runs_module.render(runs_module.compare_rows(found), fmt))
+
+
+@app.command()
+def card(run_id: str = typer.Argument(..., help="MLflow run id."), tracking_uri: str = TRACKING_URI) -> None:
+    """Print a run's model card."""
+    from stembed import runs as runs_module
+
+    with user_errors():
+        typer.echo(runs_module.card_text(runs_module.client(tracking_uri), run_id), nl=False)
+
+
+@app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def eval_(
+    ctx: typer.Context,
+    model: Annotated[
+        str, typer.Argument(help="Hub id, local directory, or runs:/<id>/model, models:/<name>/<v>.")
+    ],
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not log an MLflow run.")] = False,
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """Evaluate a model with the `data` and `evaluator` groups: stembed eval MODEL +experiment=stsb ..."""
+    from stembed.evaluation_run import run_eval
+
+    with user_errors():
+        metrics, run_id = run_eval(model, list(ctx.args), log=not no_log, tracking_uri=tracking_uri)
+    width = max(len(name) for name in metrics)
+    for name, value in metrics.items():
+        typer.echo(f"{name:<{width}}  {value:.4f}")
+    if run_id:
+        typer.echo(f"logged as MLflow run {run_id}")
+
+
+@app.command()
+def encode(
+    model: Annotated[str, typer.Argument(help="Hub id, local directory, or runs:/<id>/model.")],
+    input_path: Annotated[Path, typer.Option("--input", "-i", help="csv/tsv/jsonl/json/parquet file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="FILE.npy or FILE.parquet")],
+    column: Annotated[str, typer.Option("--column", "-c", help="The column with the texts.")] = "text",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """Embed a column of a file with a model."""
+    from stembed.inference import encode_file, load_any_model
+    from stembed.tracking import resolve_tracking_uri
+
+    with user_errors():
+        loaded, _ = load_any_model(model, resolve_tracking_uri(tracking_uri, Path("outputs")))
+        rows, dims = encode_file(loaded, input_path, column, output, batch_size)
+    typer.echo(f"{rows} embeddings of {dims} dimensions written to {output}")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Print a StembedError as one paragraph and exit 2 (traceback with STEMBED_DEBUG=1)."""
+    from stembed.errors import EXIT_USAGE, StembedError
+
+    try:
+        yield
+    except StembedError as err:
+        if os.environ.get("STEMBED_DEBUG") == "1":
+            raise
+        typer.echo(f"stembed: error: {err}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 @app.command()

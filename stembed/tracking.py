@@ -151,6 +151,14 @@ class Tracker:
         if values:
             mlflow.log_metrics(values, step=step)
 
+    def set_primary_metric(self, name: str) -> None:
+        """Tag the metric that ranks this run (`stembed runs`, `stembed compare`)."""
+        import mlflow
+
+        mlflow.set_tag(
+            "stembed.primary_metric", metric_name(name.removeprefix("final_").join(("final_", "")))
+        )
+
     def trainer_callback(self) -> TrainerCallback:
         """A transformers callback that logs every `logs` dict as metrics at the global step."""
         from transformers import TrainerCallback

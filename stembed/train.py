@@ -65,6 +65,7 @@ class Job:
     """Everything a run needs, built and checked before the MLflow run opens."""
 
     run_dir: Path
+    run_name: str
     command: str
     overrides: list[str]
     args: SentenceTransformerTrainingArguments
@@ -87,9 +88,13 @@ def train(cfg: DictConfig) -> float | None:
 
     model, tracker, data = job.loaded.model, job.tracker, job.data
     tags = _run_tags(cfg, job.command, job.overrides, job.loaded.source, data)
-    with tracker.run(cfg.tracking.get("run_name"), _run_params(cfg, data), tags) as run_id:
+    with tracker.run(job.run_name, _run_params(cfg, data), tags) as run_id:
         baseline = _evaluate(job.evaluators, model)
         tracker.log_metrics(baseline, step=0, prefix="baseline_")
+        if baseline:  # after the first evaluation the primary metric carries the evaluator's name
+            tracker.set_primary_metric(
+                "final_" + (cfg.get("optimized_metric") or job.evaluators[0].primary_metric)
+            )
         trainer = _trainer(job)
         trainer.train()
         final = _evaluate(job.evaluators, model)
@@ -162,6 +167,7 @@ def prepare(cfg: DictConfig) -> Job:
     describe_datasets(loaded.model, data, cfg.task_name, offline)
     command = "stembed train " + " ".join(shlex.quote(o) for o in overrides)
     return Job(
+        run_name=cfg.tracking.get("run_name") or _default_run_name(cfg.task_name, hydra_cfg),
         run_dir=run_dir,
         command=command,
         overrides=overrides,
@@ -174,6 +180,16 @@ def prepare(cfg: DictConfig) -> Job:
         eval_dataset=eval_dataset,
         evaluators=evaluators,
     )
+
+
+def _default_run_name(task_name: str, hydra_cfg: Any) -> str:
+    """task-MMDD-HHMMSS, plus the job number in a sweep (MLflow's random names repeat under a fixed seed)."""
+    from datetime import datetime
+
+    from hydra.types import RunMode
+
+    name = f"{task_name}-{datetime.now():%m%d-%H%M%S}"
+    return f"{name}-{hydra_cfg.job.num}" if hydra_cfg.mode == RunMode.MULTIRUN else name
 
 
 def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:

@@ -1,0 +1,45 @@
+"""`stembed eval`: evaluate any model with the same config groups as training, logged to MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stembed.errors import StembedError
+
+
+def run_eval(
+    reference: str, overrides: list[str], log: bool = True, tracking_uri: str | None = None
+) -> tuple[dict[str, float], str | None]:
+    """(metrics, MLflow run id or None) for MODEL evaluated as the composed config says."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    from stembed.config import conf_dir
+    from stembed.inference import evaluate, load_any_model, model_run_id
+    from stembed.tracking import Tracker, flatten, resolve_tracking_uri
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=overrides)
+    except HydraException as err:
+        raise StembedError(f"overrides {overrides}: {err}") from err
+    uri = resolve_tracking_uri(tracking_uri or cfg.tracking.get("uri"), Path(cfg.paths.output_root))
+    model, source = load_any_model(reference, uri)
+    metrics = evaluate(model, cfg)
+    if not log:
+        return metrics, None
+    tracker = Tracker(uri, f"{cfg.task_name}-eval")
+    tracker.connect()
+    tags = {
+        "stembed.evaluated_model": reference,
+        "stembed.model_source": source,
+        "stembed.command": "stembed eval",
+    }
+    if run_id := model_run_id(reference, uri):
+        tags["stembed.model_run_id"] = run_id
+    params = flatten(OmegaConf.to_container(cfg.data, resolve=True), "data.")
+    params.update(flatten(OmegaConf.to_container(cfg.evaluator, resolve=True), "evaluator."))
+    with tracker.run(None, params, tags) as eval_run_id:
+        tracker.log_metrics(metrics, step=0)
+    return metrics, eval_run_id

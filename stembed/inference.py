@@ -1,0 +1,102 @@
+"""Using a trained model: `stembed eval` and `stembed encode`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stembed.errors import StembedError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+MLFLOW_SCHEMES = ("runs:/", "models:/")
+
+
+def load_any_model(reference: str, tracking_uri: str) -> tuple[SentenceTransformer, str]:
+    """(model, source) from an MLflow model URI, a local directory or a hub id."""
+    from stembed.hub import ensure_offline_mode_if_unreachable
+
+    ensure_offline_mode_if_unreachable()
+    if reference.startswith(MLFLOW_SCHEMES):
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        mlflow.set_tracking_uri(tracking_uri)
+        try:
+            return mlflow.sentence_transformers.load_model(reference), f"mlflow:{reference}"
+        except (MlflowException, OSError) as err:
+            raise StembedError(
+                f"MODEL {reference}: no sentence-transformers model there in {tracking_uri} "
+                f"({str(err).splitlines()[0]}). `stembed runs` lists runs; a model is runs:/<run_id>/model."
+            ) from err
+    from omegaconf import OmegaConf
+
+    from stembed.models import load_model
+
+    loaded = load_model(OmegaConf.create({"name_or_path": reference, "max_seq_length": None}))
+    return loaded.model, loaded.source
+
+
+def model_run_id(reference: str, tracking_uri: str) -> str | None:
+    """The run that produced an MLflow model (runs:/ID/... or a registered version's run)."""
+    if reference.startswith("runs:/"):
+        return reference.removeprefix("runs:/").split("/", 1)[0]
+    if reference.startswith("models:/"):
+        from mlflow.tracking import MlflowClient
+
+        name, _, version = reference.removeprefix("models:/").partition("/")
+        try:
+            return MlflowClient(tracking_uri=tracking_uri).get_model_version(name, version).run_id
+        except Exception:  # aliases and stages resolve elsewhere; the link is a convenience
+            return None
+    return None
+
+
+def evaluate(model: SentenceTransformer, cfg: Any) -> dict[str, float]:
+    """Build `data` and `evaluator` from the composed config and evaluate (eval split, then test)."""
+    from stembed.evaluation import build_evaluator
+    from stembed.instantiate import instantiate
+
+    data = instantiate(cfg.data, "data")
+    evaluators = [build_evaluator(cfg.evaluator, data.eval)]
+    if data.test is not None:
+        evaluators.append(build_evaluator(cfg.evaluator, data.test, test=True))
+    if evaluators[0] is None:
+        raise StembedError(
+            "evaluator=none: nothing to evaluate. Pick an evaluator, e.g. evaluator=similarity."
+        )
+    metrics: dict[str, float] = {}
+    for evaluator in evaluators:
+        metrics.update(evaluator(model))
+    return metrics
+
+
+def encode_file(
+    model: SentenceTransformer, input_path: Path, column: str, output: Path, batch_size: int
+) -> tuple[int, int]:
+    """Embed one column of a table file into .npy (one row per text) or .parquet (text, embedding)."""
+    import numpy as np
+
+    from stembed.data.loading import read_table
+
+    if output.suffix not in (".npy", ".parquet"):
+        raise StembedError(f"--output {output}: must end in .npy or .parquet.")
+    if not input_path.is_file():
+        raise StembedError(f"--input {input_path}: no such file. Give a csv/tsv/jsonl/json/parquet file.")
+    frame = read_table(input_path)
+    if column not in frame.columns:
+        raise StembedError(
+            f"--column {column}: not in {input_path}. Columns found: {list(frame.columns)}. "
+            "Pass --column with the one holding the texts."
+        )
+    texts = frame[column].fillna("").astype(str).tolist()
+    embeddings = model.encode(texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix == ".npy":
+        np.save(output, embeddings)
+    else:
+        import pandas as pd
+
+        pd.DataFrame({column: texts, "embedding": list(embeddings)}).to_parquet(output)
+    return embeddings.shape

@@ -1,0 +1,111 @@
+"""Companion commands on real runs: config, runs, compare, card, eval, encode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TINY, all_runs, run_stembed, store_uri
+from hydra import compose, initialize_config_dir
+
+from stembed.config import conf_dir
+from stembed.config_commands import _problems
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two tiny runs (CosineSimilarityLoss, CoSENTLoss) with their models logged."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    args = [a for a in TINY if a != "tracking.log_model=false"]
+    result = run_stembed(["train", "-m", *args, "loss=cosine,cosent"], cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd
+
+
+def stembed_json(args: list[str], cwd: Path) -> list[dict]:
+    result = run_stembed([*args, "--format", "json"], cwd)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+def test_config_list_show_and_validate(tmp_path: Path) -> None:
+    listed = run_stembed(["config", "list"], tmp_path).stdout
+    assert "experiment" in listed and "customer_support_mnrl" in listed
+    assert "MultipleNegativesRankingLoss" in run_stembed(["config", "show", "loss/mnrl"], tmp_path).stdout
+    wrong = run_stembed(["config", "show", "loss/mnr"], tmp_path)
+    assert wrong.returncode == 2 and "Did you mean 'loss/mnrl'?" in wrong.stderr
+    valid = run_stembed(["config", "validate"], tmp_path)
+    presets = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
+    assert valid.returncode == 0 and f"{len(presets)} of {len(presets)} presets valid" in valid.stdout
+
+
+def test_validate_finds_broken_targets_arguments_and_trainer_keys() -> None:
+    overrides = [
+        "+experiment=demo",
+        "loss._target_=nowhere.Loss",
+        "+evaluator.nmae=x",
+        "+trainer.learnig_rate=1",
+    ]
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        problems = _problems(compose(config_name="train", overrides=overrides))
+    assert any("loss._target_=nowhere.Loss does not import" in p for p in problems)
+    assert any("evaluator.nmae is not an argument of" in p for p in problems)
+    assert any("trainer.learnig_rate" in p and "learning_rate" in p for p in problems)
+
+
+def test_runs_and_compare(sweep: Path) -> None:
+    runs = stembed_json(["runs"], sweep)
+    assert len(runs) == 2 and {r["status"] for r in runs} == {"FINISHED"}
+    assert all(r["key_metric"].startswith("final_val_spearman_cosine=") for r in runs)
+    rows = stembed_json(["compare", *[r["run_id"] for r in runs]], sweep)
+    assert "loss._target_" in rows[0] and "trainer.learning_rate" not in rows[0]  # only what differs
+    scores = [row["final_val_spearman_cosine"] for row in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert stembed_json(["compare", "--experiment", "demo"], sweep) == rows
+    markdown = run_stembed(["compare", "-e", "demo", "--format", "markdown"], sweep).stdout
+    assert markdown.splitlines()[1].startswith("|---|")
+    csv_text = run_stembed(["compare", "-e", "demo", "--format", "csv"], sweep).stdout
+    assert csv_text.splitlines()[0].startswith("run_id,status,")
+    missing = run_stembed(["compare", "0123456789abcdef"], sweep)
+    assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_card(sweep: Path) -> None:
+    run_id = stembed_json(["runs"], sweep)[0]["run_id"]
+    result = run_stembed(["card", run_id], sweep)
+    assert (
+        result.returncode == 0 and run_id in result.stdout and "stembed demo support pairs" in result.stdout
+    )
+
+
+def test_eval_logs_a_run_linked_to_the_model_run(sweep: Path) -> None:
+    run_id = stembed_json(["runs"], sweep)[0]["run_id"]
+    result = run_stembed(["eval", f"runs:/{run_id}/model", "+experiment=demo"], sweep)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "val_spearman_cosine" in result.stdout
+    (evaluation,) = [r for r in all_runs(store_uri(sweep)) if r.data.tags.get("stembed.model_run_id")]
+    assert evaluation.data.tags["stembed.model_run_id"] == run_id
+    assert evaluation.info.status == "FINISHED" and "val_spearman_cosine" in evaluation.data.metrics
+    quiet = run_stembed(["eval", f"runs:/{run_id}/model", "+experiment=demo", "--no-log"], sweep)
+    assert quiet.returncode == 0 and "logged as" not in quiet.stdout
+    assert len([r for r in all_runs(store_uri(sweep)) if r.data.tags.get("stembed.model_run_id")]) == 1
+    missing = run_stembed(["eval", "runs:/0123456789abcdef/model", "+experiment=demo"], sweep)
+    assert missing.returncode == 2 and "runs:/0123456789abcdef/model" in missing.stderr
+
+
+def test_encode(sweep: Path, tmp_path: Path) -> None:
+    model_dir = next((sweep / "outputs" / "multirun").glob("*/*/0/model"))
+    pd.DataFrame({"question": ["where is my laptop order?", "refund please", "hello"]}).to_csv(
+        tmp_path / "q.csv", index=False
+    )
+    args = ["encode", str(model_dir), "-i", str(tmp_path / "q.csv"), "-c", "question"]
+    assert run_stembed([*args, "-o", str(tmp_path / "e.npy")], sweep).returncode == 0
+    assert np.load(tmp_path / "e.npy").shape == (3, 32)
+    assert run_stembed([*args, "-o", str(tmp_path / "e.parquet")], sweep).returncode == 0
+    frame = pd.read_parquet(tmp_path / "e.parquet")
+    assert list(frame.columns) == ["question", "embedding"] and len(frame["embedding"][0]) == 32
+    wrong = run_stembed([*args[:-1], "text", "-o", str(tmp_path / "x.npy")], sweep)
+    assert wrong.returncode == 2 and "['question']" in wrong.stderr
