@@ -88,12 +88,15 @@ def test_browser_shows_runs_sorted_by_their_metric(ui: tuple[Path, str], tmp_pat
     ).stdout
     assert run.info.run_name in dom  # the trained run is listed
     assert "final_val_spearman_cosine" in dom  # ... sorted by its metric
-    screenshot = Path("outputs") / "ui-experiment.png"
-    screenshot.parent.mkdir(exist_ok=True)
-    subprocess.run(
-        [chromium, *flags, f"--screenshot={screenshot.resolve()}", page],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    assert screenshot.stat().st_size > 10_000
+    run_page = f"{base}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    run_dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", run_page], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    value = run.data.metrics["final_val_spearman_cosine"]
+    assert "final_val_spearman_cosine" in run_dom and f"{value:.4f}"[:5] in run_dom  # the metrics table
+    Path("outputs").mkdir(exist_ok=True)
+    for name, url in (("ui-experiment.png", page), ("ui-run.png", run_page)):
+        screenshot = (Path("outputs") / name).resolve()
+        command = [chromium, *flags, f"--screenshot={screenshot}", url]
+        subprocess.run(command, capture_output=True, timeout=120, check=True)
+        assert screenshot.stat().st_size > 10_000
