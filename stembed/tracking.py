@@ -100,6 +100,7 @@ class Tracker:
                     f"tracking.uri={self.uri}: cannot create {db_path.parent} ({err.strerror}). "
                     "Set paths.output_root to a writable directory or tracking.uri to another store."
                 ) from err
+        _check_server_reachable(self.uri)
         mlflow.set_tracking_uri(self.uri)
         try:
             experiment = mlflow.get_experiment_by_name(self.experiment_name)
@@ -191,6 +192,25 @@ class Tracker:
             mlflow.sentence_transformers.log_model(model, name="model", pip_requirements=_requirements())
             self.log_metrics({"stembed_log_model_seconds": time.perf_counter() - started}, step=0)
         return f"runs:/{self.run_id}/model"
+
+
+def _check_server_reachable(uri: str, timeout: float = 5.0) -> None:
+    """For an http(s) store, one TCP connect: MLflow's own client retries for minutes before failing."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname or "", port), timeout=timeout).close()
+    except OSError as err:
+        raise StembedError(
+            f"tracking.uri={mask_secret('uri', uri)}: no MLflow server answers at {parsed.hostname}:{port} "
+            f"({err.strerror or err}). Start the server (mlflow server --host 127.0.0.1 --port {port}), fix "
+            "the URI, or unset tracking.uri and MLFLOW_TRACKING_URI to use the embedded store."
+        ) from err
 
 
 def _requirements() -> list[str]:

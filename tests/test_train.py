@@ -146,6 +146,7 @@ def test_bad_input_is_one_paragraph_exit_2_and_no_run(tmp_path: Path) -> None:
         "trainer.per_device_train_batch_size=0": ["per_device_train_batch_size=0", "positive"],
         "model.max_seq_length=4096": ["model.max_seq_length=4096", "512"],
         "model.name_or_path=./no/such/model": ["model.name_or_path=./no/such/model", "no such directory"],
+        "tracking.uri=http://127.0.0.1:9": ["tracking.uri=http://127.0.0.1:9", "no MLflow server answers"],
     }
     for override, expected in cases.items():
         args = ["+experiment=demo", "trainer=smoke", override]
