@@ -88,6 +88,8 @@ def train(cfg: DictConfig) -> float | None:
 
     model, tracker, data = job.loaded.model, job.tracker, job.data
     tags = _run_tags(cfg, job.command, job.overrides, job.loaded.source, data)
+    if parent := os.environ.get("STEMBED_PARENT_RUN_ID"):  # set by stembed.sweep for -m sweeps
+        tags["mlflow.parentRunId"] = parent
     with tracker.run(job.run_name, _run_params(cfg, data), tags) as run_id:
         baseline = _evaluate(job.evaluators, model)
         tracker.log_metrics(baseline, step=0, prefix="baseline_")

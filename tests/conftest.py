@@ -51,6 +51,11 @@ def all_runs(uri: str) -> list:
     return client.search_runs(experiment_ids) if experiment_ids else []
 
 
+def job_runs(uri: str) -> list:
+    """The runs of training jobs: every run but a sweep's parent."""
+    return [run for run in all_runs(uri) if run.data.tags.get("stembed.sweep") != "parent"]
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """One real tiny training run with the model logged, shared by the tests that read it back."""

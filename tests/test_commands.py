@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY, all_runs, run_stembed, store_uri
+from conftest import TINY, all_runs, job_runs, run_stembed, store_uri
 from hydra import compose, initialize_config_dir
 
 from stembed.config import conf_dir
@@ -29,6 +29,10 @@ def stembed_json(args: list[str], cwd: Path) -> list[dict]:
     result = run_stembed([*args, "--format", "json"], cwd)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout)
+
+
+def job_run_ids(cwd: Path) -> list[str]:
+    return [run.info.run_id for run in job_runs(store_uri(cwd))]
 
 
 def test_config_list_show_and_validate(tmp_path: Path) -> None:
@@ -58,13 +62,15 @@ def test_validate_finds_broken_targets_arguments_and_trainer_keys() -> None:
 
 def test_runs_and_compare(sweep: Path) -> None:
     runs = stembed_json(["runs"], sweep)
-    assert len(runs) == 2 and {r["status"] for r in runs} == {"FINISHED"}
+    assert len(runs) == 3 and {r["status"] for r in runs} == {"FINISHED"}  # the sweep's parent and 2 jobs
     assert all(r["key_metric"].startswith("final_val_spearman_cosine=") for r in runs)
+    parent = next(r for r in runs if r["name"] == "sweep-demo")
+    runs = [r for r in runs if r is not parent]
     rows = stembed_json(["compare", *[r["run_id"] for r in runs]], sweep)
     assert "loss._target_" in rows[0] and "trainer.learning_rate" not in rows[0]  # only what differs
     scores = [row["final_val_spearman_cosine"] for row in rows]
     assert scores == sorted(scores, reverse=True)
-    assert stembed_json(["compare", "--experiment", "demo"], sweep) == rows
+    assert stembed_json(["compare", "--sweep", parent["run_id"]], sweep) == rows
     markdown = run_stembed(["compare", "-e", "demo", "--format", "markdown"], sweep).stdout
     assert markdown.splitlines()[1].startswith("|---|")
     csv_text = run_stembed(["compare", "-e", "demo", "--format", "csv"], sweep).stdout
@@ -74,7 +80,7 @@ def test_runs_and_compare(sweep: Path) -> None:
 
 
 def test_card(sweep: Path) -> None:
-    run_id = stembed_json(["runs"], sweep)[0]["run_id"]
+    run_id = job_run_ids(sweep)[0]
     result = run_stembed(["card", run_id], sweep)
     assert (
         result.returncode == 0 and run_id in result.stdout and "stembed demo support pairs" in result.stdout
@@ -82,7 +88,7 @@ def test_card(sweep: Path) -> None:
 
 
 def test_eval_logs_a_run_linked_to_the_model_run(sweep: Path) -> None:
-    run_id = stembed_json(["runs"], sweep)[0]["run_id"]
+    run_id = job_run_ids(sweep)[0]
     result = run_stembed(["eval", f"runs:/{run_id}/model", "+experiment=demo"], sweep)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "val_spearman_cosine" in result.stdout

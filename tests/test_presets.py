@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import all_runs, run_stembed, store_uri
+from conftest import job_runs, run_stembed, store_uri
 from hydra import compose, initialize_config_dir
 
 from stembed.config import conf_dir
@@ -71,7 +71,7 @@ def test_every_preset_trains_on_its_fixture(tmp_path: Path) -> None:
     ]
     result = run_stembed(["train", *args], tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
-    runs = all_runs(store_uri(tmp_path))
+    runs = job_runs(store_uri(tmp_path))
     assert sorted(r.data.tags["stembed.task"] for r in runs) == PRESETS
     assert {r.info.status for r in runs} == {"FINISHED"}
     by_task = {r.data.tags["stembed.task"]: r for r in runs}

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import TINY, all_runs, run_stembed, stembed_env, store_uri
+from conftest import TINY, all_runs, job_runs, run_stembed, stembed_env, store_uri
 
 
 def test_run_is_logged_to_mlflow(tiny_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
@@ -91,10 +91,18 @@ def test_tracking_uri_precedence(tmp_path: Path) -> None:
     assert not (tmp_path / "outputs" / "mlflow.db").exists()
 
 
-def test_multirun_gives_one_finished_run_per_job(tmp_path: Path) -> None:
+def test_multirun_is_a_parent_run_with_one_finished_child_per_job(tmp_path: Path) -> None:
     result = run_stembed(["train", "-m", *TINY, "loss=cosine,cosent"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = all_runs(store_uri(tmp_path))
+    runs = job_runs(store_uri(tmp_path))
+    (parent,) = [r for r in all_runs(store_uri(tmp_path)) if r.data.tags.get("stembed.sweep") == "parent"]
+    assert parent.info.status == "FINISHED" and parent.data.params["sweep_overrides"].endswith(
+        "loss=cosine,cosent"
+    )
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
+    assert parent.data.metrics["sweep_jobs_finished"] == 2 and parent.data.metrics["sweep_jobs_failed"] == 0
+    best = max(runs, key=lambda r: r.data.metrics["final_val_spearman_cosine"])
+    assert parent.data.tags["stembed.best_run_id"] == best.info.run_id
     assert sorted(r.data.params["loss._target_"].rsplit(".", 1)[1] for r in runs) == [
         "CoSENTLoss",
         "CosineSimilarityLoss",
