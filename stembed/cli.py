@@ -44,9 +44,9 @@ def ui(
     ),
 ) -> None:
     """Open the MLflow UI on the project's store."""
-    from stembed.tracking import default_tracking_uri
+    from stembed.tracking import resolve_tracking_uri
 
-    uri = backend_store_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(Path("outputs"))
+    uri = resolve_tracking_uri(backend_store_uri, Path("outputs"))
     mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or shutil.which("mlflow")
     if mlflow_bin is None:
         typer.echo("The `mlflow` command is not installed in this environment: run `make install`.", err=True)

@@ -89,3 +89,18 @@ def build_evaluator(cfg: Any, eval_dataset: Dataset | None, test: bool = False) 
             f"evaluator._target_={spec.get('_target_')}: could not build it ({err}). Check the evaluator.* "
             "keys and evaluator.inputs against the evaluator's arguments."
         ) from err
+
+
+def build_evaluators(cfg: Any, data: Any) -> list[BaseEvaluator | None]:
+    """[evaluator on the eval split, evaluator on the test split or None]."""
+    test = build_evaluator(cfg, data.test, test=True) if data.test is not None else None
+    return [build_evaluator(cfg, data.eval), test]
+
+
+def run_evaluators(evaluators: list[BaseEvaluator | None], model: Any) -> dict[str, float]:
+    """The merged metrics of every evaluator that is not None."""
+    metrics: dict[str, float] = {}
+    for evaluator in evaluators:
+        if evaluator is not None:
+            metrics.update(evaluator(model))
+    return metrics

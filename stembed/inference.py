@@ -55,21 +55,15 @@ def model_run_id(reference: str, tracking_uri: str) -> str | None:
 
 def evaluate(model: SentenceTransformer, cfg: Any) -> dict[str, float]:
     """Build `data` and `evaluator` from the composed config and evaluate (eval split, then test)."""
-    from stembed.evaluation import build_evaluator
+    from stembed.evaluation import build_evaluators, run_evaluators
     from stembed.instantiate import instantiate
 
-    data = instantiate(cfg.data, "data")
-    evaluators = [build_evaluator(cfg.evaluator, data.eval)]
-    if data.test is not None:
-        evaluators.append(build_evaluator(cfg.evaluator, data.test, test=True))
+    evaluators = build_evaluators(cfg.evaluator, instantiate(cfg.data, "data"))
     if evaluators[0] is None:
         raise StembedError(
             "evaluator=none: nothing to evaluate. Pick an evaluator, e.g. evaluator=similarity."
         )
-    metrics: dict[str, float] = {}
-    for evaluator in evaluators:
-        metrics.update(evaluator(model))
-    return metrics
+    return run_evaluators(evaluators, model)
 
 
 def encode_file(

@@ -84,6 +84,7 @@ def train(cfg: DictConfig) -> float | None:
     job = prepare(cfg)
     from omegaconf import OmegaConf
 
+    from stembed.evaluation import run_evaluators
     from stembed.model_card import add_stembed_section
 
     model, tracker, data = job.loaded.model, job.tracker, job.data
@@ -91,15 +92,14 @@ def train(cfg: DictConfig) -> float | None:
     if parent := os.environ.get("STEMBED_PARENT_RUN_ID"):  # set by stembed.sweep for -m sweeps
         tags["mlflow.parentRunId"] = parent
     with tracker.run(job.run_name, _run_params(cfg, data), tags) as run_id:
-        baseline = _evaluate(job.evaluators, model)
+        baseline = run_evaluators(job.evaluators, model)
         tracker.log_metrics(baseline, step=0, prefix="baseline_")
         if baseline:  # after the first evaluation the primary metric carries the evaluator's name
-            tracker.set_primary_metric(
-                "final_" + (cfg.get("optimized_metric") or job.evaluators[0].primary_metric)
-            )
+            primary = cfg.get("optimized_metric") or job.evaluators[0].primary_metric
+            tracker.set_primary_metric("final_" + primary.removeprefix("final_"))
         trainer = _trainer(job)
         trainer.train()
-        final = _evaluate(job.evaluators, model)
+        final = run_evaluators(job.evaluators, model)
         tracker.log_metrics(final, step=trainer.state.global_step, prefix="final_")
         model_dir = _save_model(model, job.run_dir / "model")
         card = model_dir / "README.md"
@@ -135,7 +135,7 @@ def prepare(cfg: DictConfig) -> Job:
 
     from transformers import set_seed
 
-    from stembed.evaluation import build_evaluator
+    from stembed.evaluation import build_evaluators
     from stembed.instantiate import instantiate
     from stembed.losses import build_loss, fit_to_loss
     from stembed.model_card import describe_datasets
@@ -160,10 +160,7 @@ def prepare(cfg: DictConfig) -> Job:
     )
     data.stats["train_rows_used"] = len(train_dataset)
     # A test split is evaluated before and after training, never during (no peeking for model selection).
-    evaluators = [
-        build_evaluator(cfg.evaluator, data.eval),
-        build_evaluator(cfg.evaluator, data.test, test=True) if data.test is not None else None,
-    ]
+    evaluators = build_evaluators(cfg.evaluator, data)
     if evaluators[0] is None and eval_dataset is None:
         args.eval_strategy = "no"
     describe_datasets(loaded.model, data, cfg.task_name, offline)
@@ -231,14 +228,6 @@ def _trainer(job: Job) -> Any:
         evaluator=job.evaluators[0],
         callbacks=[job.tracker.trainer_callback()],
     )
-
-
-def _evaluate(evaluators: list[BaseEvaluator | None], model: SentenceTransformer) -> dict[str, float]:
-    metrics: dict[str, float] = {}
-    for evaluator in evaluators:
-        if evaluator is not None:
-            metrics.update(evaluator(model))
-    return metrics
 
 
 def _save_model(model: SentenceTransformer, model_dir: Path) -> Path:
