@@ -233,12 +233,7 @@ def load_pairs(
 
     raw, hub_id = load_source(source, subset, split, read_options)
     rows_in = len(raw)
-    if limit is not None:
-        if limit <= 0:
-            raise StembedError(
-                f"data.limit={limit}: must be a positive number of rows, or null for all rows."
-            )
-        raw = raw.shuffle(seed=seed).select(range(min(limit, len(raw))))
+    raw = sample(raw, limit, seed)
     where = f"data.source={source}"
     train = _scale(_clean(select_columns(raw, columns, where), where), label_scale)
     if eval_source or eval_split:
@@ -259,15 +254,29 @@ def load_pairs(
     return data
 
 
-def holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """(rest, held-out fraction) split by seed."""
+def sample(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
+    """At most `limit` rows, shuffled by seed (data.limit); all rows when limit is None."""
+    if limit is None:
+        return dataset
+    if limit <= 0:
+        raise StembedError(f"data.limit={limit}: must be a positive number of rows, or null for all rows.")
+    return dataset.shuffle(seed=seed).select(range(min(limit, len(dataset))))
+
+
+def holdout(
+    dataset: Dataset, fraction: float, seed: int, eval_limit: int | None = None
+) -> tuple[Dataset, Dataset]:
+    """(rest, held-out fraction) split by seed; at most eval_limit held-out rows are kept."""
     if not 0 < fraction < 1 or len(dataset) < 2:
         raise StembedError(
             f"data.eval_fraction={fraction}: must be between 0 and 1 with at least 2 rows "
             f"(have {len(dataset)}). Use 0 or null for no eval split."
         )
     parts = dataset.train_test_split(test_size=fraction, seed=seed)
-    return parts["train"], parts["test"]
+    held_out = parts["test"]
+    if eval_limit is not None and len(held_out) > eval_limit:
+        held_out = held_out.select(range(eval_limit))
+    return parts["train"], held_out
 
 
 def _scale(dataset: Dataset, label_scale: float | None) -> Dataset:

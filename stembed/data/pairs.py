@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from stembed.data.loading import PairData, finish_pairs, holdout, load_source, select_columns
+from stembed.data.loading import PairData, finish_pairs, holdout, load_source, sample, select_columns
 from stembed.errors import StembedError
 
 if TYPE_CHECKING:
@@ -38,8 +38,7 @@ def labelled_rows(
     rows = rows.map(lambda batch: {"label": [str(v) for v in batch["label"]]}, batched=True)
     rows = rows.filter(lambda row: isinstance(row["text"], str) and row["text"].strip() and row["label"])
     rows = _drop_repeated_texts(rows)  # a repeated text would otherwise leak across the eval split
-    if limit is not None:
-        rows = rows.shuffle(seed=seed).select(range(min(limit, len(rows))))
+    rows = sample(rows, limit, seed)
     if len(set(rows["label"])) < 2:
         raise StembedError(
             f"data.label_column={label_column}: fewer than two distinct labels in {source}. "
@@ -87,9 +86,7 @@ def _build(
     rows, hub_id, rows_in = labelled_rows(
         source, text_column, label_column, subset, split, read_options, limit, seed
     )
-    train_rows, eval_rows = holdout(rows, eval_fraction, seed)
-    if eval_limit is not None and len(eval_rows) > eval_limit:
-        eval_rows = eval_rows.select(range(eval_limit))
+    train_rows, eval_rows = holdout(rows, eval_fraction, seed, eval_limit)
     groups = _by_label(train_rows)
     pairs = Dataset.from_dict(make_pairs(groups, random.Random(seed)))
     data = finish_pairs(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from stembed.data.loading import PairData, finish_pairs, holdout, load_source
+from stembed.data.loading import PairData, finish_pairs, holdout, load_source, sample
 from stembed.errors import StembedError
 
 
@@ -66,11 +66,8 @@ def templated_pairs(
         pairs["anchor"].append(render(anchor, record, "data.anchor"))
         pairs["positive"].append(render(positive, record, "data.positive"))
     dataset = Dataset.from_dict(pairs).filter(lambda row: row["anchor"].strip() and row["positive"].strip())
-    if limit is not None:
-        dataset = dataset.shuffle(seed=seed).select(range(min(limit, len(dataset))))
-    train, eval_ = holdout(dataset, eval_fraction, seed)
-    if eval_limit is not None and len(eval_) > eval_limit:
-        eval_ = eval_.select(range(eval_limit))
+    dataset = sample(dataset, limit, seed)
+    train, eval_ = holdout(dataset, eval_fraction, seed, eval_limit)
     data = finish_pairs(
         train, eval_, name=name or hub_id or source, source=source, hub_id=hub_id, rows_in=rows_in,
         positive_min_score=positive_min_score,
