@@ -189,10 +189,9 @@ def encode(
 ) -> None:
     """Embed a column of a file with a model."""
     from stembed.inference import encode_file, load_any_model
-    from stembed.tracking import resolve_tracking_uri
 
     with user_errors():
-        loaded, _ = load_any_model(model, resolve_tracking_uri(tracking_uri, Path("outputs")))
+        loaded, _ = load_any_model(model, tracking_uri)
         rows, dims = encode_file(loaded, input_path, column, output, batch_size)
     typer.echo(f"{rows} embeddings of {dims} dimensions written to {output}")
 
@@ -211,12 +210,11 @@ def export(
     from stembed.errors import StembedError
     from stembed.export import FORMATS, export_onnx
     from stembed.inference import load_any_model
-    from stembed.tracking import resolve_tracking_uri
 
     with user_errors():
         if fmt not in FORMATS:
             raise StembedError(f"--format {fmt}: not supported. Formats: {', '.join(FORMATS)}.")
-        loaded, _ = load_any_model(model, resolve_tracking_uri(tracking_uri, Path("outputs")))
+        loaded, _ = load_any_model(model, tracking_uri)
         report = export_onnx(loaded, output, opset)
     typer.echo(f"wrote {report.path} ({report.megabytes:.1f} MiB)")
     typer.echo(f"parity: max |onnx - pytorch| = {report.max_abs_diff:.2e} over {report.sentences} sentences")

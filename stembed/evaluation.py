@@ -30,8 +30,8 @@ def retrieval_inputs(
     Every document text is in the corpus; a query's relevant documents are those it is paired with
     (with label >= min_label when a label column is given).
     """
-    _check_columns(dataset, [query, document] + ([label] if label and label in dataset.column_names else []))
-    has_label = label is not None and label in dataset.column_names
+    _check_columns(dataset, [query, document])
+    has_label = label is not None and label in dataset.column_names  # unlabelled pairs are all relevant
     doc_ids: dict[str, str] = {}
     query_ids: dict[str, str] = {}
     relevant: dict[str, set[str]] = {}

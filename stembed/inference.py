@@ -13,11 +13,13 @@ if TYPE_CHECKING:
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 
 
-def load_any_model(reference: str, tracking_uri: str) -> tuple[SentenceTransformer, str]:
-    """(model, source) from an MLflow model URI, a local directory or a hub id."""
+def load_any_model(reference: str, tracking_uri: str | None = None) -> tuple[SentenceTransformer, str]:
+    """(model, source) from an MLflow model URI (in tracking_uri's store), a local directory or a hub id."""
     from stembed.hub import ensure_offline_mode_if_unreachable
+    from stembed.tracking import resolve_tracking_uri
 
     ensure_offline_mode_if_unreachable()
+    tracking_uri = resolve_tracking_uri(tracking_uri, Path("outputs"))
     if reference.startswith(MLFLOW_SCHEMES):
         import mlflow
         from mlflow.exceptions import MlflowException

@@ -95,7 +95,7 @@ def compare_rows(runs: list[Run]) -> list[dict[str, Any]]:
     metric_names = sorted(
         {m for run in runs for m in run.data.metrics if m.startswith(("final_", "baseline_"))}
     )
-    primary = next((key_metric(run)[0] for run in runs if key_metric(run)[0]), "")
+    primary = next((name for name in (key_metric(run)[0] for run in runs) if name), "")
     rows = []
     for run in runs:
         row: dict[str, Any] = {"run_id": run.info.run_id, "status": run.info.status}

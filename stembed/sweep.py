@@ -28,20 +28,19 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         from mlflow.tracking import MlflowClient
 
-        from stembed.tracking import Tracker, flatten
+        from stembed.tracking import Tracker, mask_overrides
 
         tracker = Tracker.from_config(config.tracking, config.paths.output_root)
         experiment_id = tracker.connect()
         client = MlflowClient(tracking_uri=tracker.uri)
-        overrides = list(config.hydra.overrides.task)
+        overrides = mask_overrides(list(config.hydra.overrides.task))
         run = client.create_run(
             experiment_id,
             run_name=f"sweep-{config.task_name}",
             tags={"stembed.sweep": "parent", "stembed.command": "stembed train -m " + " ".join(overrides)},
         )
         self.parent_id, self.uri = run.info.run_id, tracker.uri
-        for key, value in flatten({"sweep_overrides": " ".join(overrides)}).items():
-            client.log_param(self.parent_id, key, value)
+        client.log_param(self.parent_id, "sweep_overrides", " ".join(overrides))
         os.environ[PARENT_ENV] = self.parent_id
         atexit.register(self._close_if_open)  # a job that stops the sweep must not leave the parent RUNNING
 

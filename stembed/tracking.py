@@ -66,6 +66,15 @@ def mask_secret(key: str, value: str) -> str:
     return _URI_PASSWORD.sub(r"\1***@", value)
 
 
+def mask_overrides(overrides: list[str]) -> list[str]:
+    """Command-line overrides with credential values masked (they become tags and the card's command)."""
+    masked = []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        masked.append(f"{key}{sep}{mask_secret(key.lstrip('+~'), value)}" if sep else override)
+    return masked
+
+
 class Tracker:
     """One MLflow experiment in one store; opens a run per training job."""
 

@@ -94,9 +94,9 @@ def train(cfg: DictConfig) -> float | None:
     with tracker.run(job.run_name, _run_params(cfg, data), tags) as run_id:
         baseline = run_evaluators(job.evaluators, model)
         tracker.log_metrics(baseline, step=0, prefix="baseline_")
-        if baseline:  # after the first evaluation the primary metric carries the evaluator's name
-            primary = cfg.get("optimized_metric") or job.evaluators[0].primary_metric
-            tracker.set_primary_metric("final_" + primary.removeprefix("final_"))
+        primary = _primary_metric(cfg.get("optimized_metric"), job.evaluators[0], baseline)
+        if primary:
+            tracker.set_primary_metric("final_" + primary)
         trainer = _trainer(job)
         trainer.train()
         final = run_evaluators(job.evaluators, model)
@@ -118,11 +118,9 @@ def train(cfg: DictConfig) -> float | None:
         model_uri = tracker.log_outputs(
             card, job.run_dir / ".hydra", resolved, model, bool(cfg.tracking.log_model)
         )
-    evaluator = job.evaluators[0]
-    result = _optimized_metric(cfg.get("optimized_metric"), evaluator, final)
     elapsed = time.perf_counter() - started
-    _print_summary(run_id, tracker, baseline, final, evaluator, model_dir, model_uri, elapsed)
-    return result
+    _print_summary(run_id, tracker, baseline, final, primary, model_dir, model_uri, elapsed)
+    return float(final[primary]) if primary else None
 
 
 def prepare(cfg: DictConfig) -> Job:
@@ -140,11 +138,11 @@ def prepare(cfg: DictConfig) -> Job:
     from stembed.losses import build_loss, fit_to_loss
     from stembed.model_card import describe_datasets
     from stembed.models import load_model
-    from stembed.tracking import Tracker
+    from stembed.tracking import Tracker, mask_overrides
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    overrides = list(hydra_cfg.overrides.task)
+    overrides = mask_overrides(list(hydra_cfg.overrides.task))
     args = training_arguments(cfg.trainer, run_dir / "checkpoints")
     tracker = Tracker.from_config(cfg.tracking, cfg.paths.output_root)
     tracker.connect()
@@ -284,22 +282,25 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _optimized_metric(name: str | None, evaluator: Any, final: dict[str, float]) -> float | None:
-    if not final:
+def _primary_metric(name: str | None, evaluator: Any, baseline: dict[str, float]) -> str | None:
+    """The metric key that ranks the run: optimized_metric, else the evaluator's primary metric.
+
+    Checked against the baseline evaluation, so a wrong name fails before training, not after.
+    """
+    if not baseline:
         return None
     key = name.removeprefix("final_") if name else getattr(evaluator, "primary_metric", None)
-    if key not in final:
+    if key not in baseline:
         raise StembedError(
-            f"optimized_metric={name}: the evaluator reported no such metric. Metrics: {sorted(final)}."
+            f"optimized_metric={name}: the evaluator reports no such metric. Metrics: {sorted(baseline)}."
         )
-    return float(final[key])
+    return key
 
 
-def _print_summary(run_id, tracker, baseline, final, evaluator, model_dir, model_uri, seconds) -> None:  # type: ignore[no-untyped-def]
-    primary = getattr(evaluator, "primary_metric", None)
+def _print_summary(run_id, tracker, baseline, final, primary, model_dir, model_uri, seconds) -> None:  # type: ignore[no-untyped-def]
     lines = [f"\nstembed: run {run_id} FINISHED in {seconds:.0f} s"]
-    if primary in final:
-        before = baseline.get(primary, float("nan"))
+    if primary:
+        before = baseline[primary]
         lines.append(f"  {primary}: {before:.4f} -> {final[primary]:.4f} ({final[primary] - before:+.4f})")
     lines += [
         f"  model:  {model_dir}  ({model_uri})",

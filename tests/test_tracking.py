@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stembed.tracking import flatten, metric_name, resolve_tracking_uri
+from stembed.tracking import flatten, mask_overrides, metric_name, resolve_tracking_uri
 
 
 def test_metric_names_are_made_mlflow_safe() -> None:
@@ -43,3 +43,13 @@ def test_credentials_never_reach_params() -> None:
     assert flat["tracking.api_key"] == "***" and flat["hub_token"] == "***"
     assert flat["tracking.token"] == "None" and flat["learning_rate"] == "0.1"
     assert flat["tokenizer_name"] == "bert"
+
+
+def test_credentials_in_overrides_are_masked() -> None:
+    overrides = ["tracking.uri=http://bob:pw@host:5000", "+hub_token=hf_abc", "loss=mnrl", "--cfg"]
+    assert mask_overrides(overrides) == [
+        "tracking.uri=http://bob:***@host:5000",
+        "+hub_token=***",
+        "loss=mnrl",
+        "--cfg",
+    ]
