@@ -63,12 +63,18 @@ def validate(presets: list[str] | None = None) -> list[Check]:
 def _problems(cfg: Any) -> list[str]:
     from omegaconf import OmegaConf
 
+    return target_problems(cfg) + _trainer_problems(OmegaConf.to_container(cfg.trainer, resolve=False))
+
+
+def target_problems(cfg: Any) -> list[str]:
+    """Targets of loss, evaluator, data and model that do not import or get keys they do not take."""
+    from omegaconf import OmegaConf
+
     problems = []
     for group in ("loss", "evaluator", "data", "model"):
         node = cfg.get(group)
         if node and node.get("_target_"):
             problems += _target_problems(group, OmegaConf.to_container(node, resolve=False))
-    problems += _trainer_problems(OmegaConf.to_container(cfg.trainer, resolve=False))
     return problems
 
 

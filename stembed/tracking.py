@@ -75,8 +75,27 @@ def mask_overrides(overrides: list[str]) -> list[str]:
     return masked
 
 
+def secret_values(
+    config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> set[str]:
+    """Values to keep out of MLflow: those of credential-like environment variables and config keys."""
+    environ = os.environ if environ is None else environ
+    found = {value for key, value in environ.items() if _SECRET_KEY.search(key)}
+    stack = [config or {}]
+    while stack:
+        for key, value in stack.pop().items():
+            if isinstance(value, Mapping):
+                stack.append(value)
+            elif value is not None and _SECRET_KEY.search(str(key)):
+                found.add(str(value))
+    return {value for value in found if len(value) >= 4}  # never mask trivial strings like "true"
+
+
 class Tracker:
-    """One MLflow experiment in one store; opens a run per training job."""
+    """One MLflow experiment in one store; opens a run per training job.
+
+    Every param, tag and text artifact goes through `redact`, which masks credential values.
+    """
 
     def __init__(self, uri: str, experiment: str, artifact_location: str | None = None) -> None:
         self.uri = uri
@@ -84,6 +103,16 @@ class Tracker:
         self.artifact_location = artifact_location
         self.experiment_id: str | None = None
         self.run_id: str | None = None
+        self.secrets = secret_values()
+
+    def redact(self, text: str) -> str:
+        """text with every known credential value replaced by ***."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+    def _redacted(self, values: Mapping[str, str]) -> dict[str, str]:
+        return {key: self.redact(str(value)) for key, value in values.items()}
 
     @classmethod
     def from_config(cls, cfg: Any, output_root: str) -> Tracker:
@@ -109,7 +138,7 @@ class Tracker:
                     f"tracking.uri={self.uri}: cannot create {db_path.parent} ({err.strerror}). "
                     "Set paths.output_root to a writable directory or tracking.uri to another store."
                 ) from err
-        _check_server_reachable(self.uri)
+        check_server_reachable(self.uri)
         mlflow.set_tracking_uri(self.uri)
         try:
             experiment = mlflow.get_experiment_by_name(self.experiment_name)
@@ -135,14 +164,25 @@ class Tracker:
         return self.experiment_id
 
     @contextmanager
-    def run(self, run_name: str | None, params: dict[str, str], tags: dict[str, str]) -> Iterator[str]:
-        """An MLflow run that ends FINISHED, or FAILED (traceback logged) / KILLED, never RUNNING."""
+    def run(
+        self, run_name: str | None, params: dict[str, str], tags: dict[str, str], resume_id: str | None = None
+    ) -> Iterator[str]:
+        """An MLflow run that ends FINISHED, or FAILED (traceback logged) / KILLED, never RUNNING.
+
+        With resume_id the stopped run is reopened: its params stay, its tags are updated.
+        """
         import mlflow
 
-        run = mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name, tags=tags)
+        if resume_id:
+            run = mlflow.start_run(run_id=resume_id)
+            mlflow.set_tags(self._redacted(tags))
+        else:
+            tags = self._redacted(tags)
+            run = mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
         try:
-            mlflow.log_params(params)
+            if not resume_id:
+                mlflow.log_params(self._redacted(params))
             yield self.run_id
         except KeyboardInterrupt:
             mlflow.set_tag("stembed.ended_by", "interrupt")
@@ -153,11 +193,17 @@ class Tracker:
             if isinstance(err, SystemExit) and not err.code:
                 status = "FINISHED"
             else:
-                _log_text("".join(traceback.format_exception(err)), "error/traceback.txt")
+                self._log_text("".join(traceback.format_exception(err)), "error/traceback.txt")
             mlflow.end_run(status)
             raise
         else:
             mlflow.end_run("FINISHED")
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Tag the open run."""
+        import mlflow
+
+        mlflow.set_tags(self._redacted(tags))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int, prefix: str = "") -> None:
         """Log numeric values under MLflow-safe names."""
@@ -192,18 +238,24 @@ class Tracker:
         """Log the card, the configs (composed and resolved) and the model (sentence-transformers flavor)."""
         import mlflow
 
-        mlflow.log_artifact(str(card))
-        if config_dir.is_dir():
-            mlflow.log_artifacts(str(config_dir), "config")
-        mlflow.log_text(resolved, "config/resolved.yaml")
+        mlflow.log_text(self.redact(card.read_text(encoding="utf-8")), card.name)
+        for path in sorted(config_dir.glob("*.yaml")):  # Hydra's config.yaml, overrides.yaml, hydra.yaml
+            mlflow.log_text(self.redact(path.read_text(encoding="utf-8")), f"config/{path.name}")
+        mlflow.log_text(self.redact(resolved), "config/resolved.yaml")
         if log_model:
             started = time.perf_counter()
             mlflow.sentence_transformers.log_model(model, name="model", pip_requirements=_requirements())
             self.log_metrics({"stembed_log_model_seconds": time.perf_counter() - started}, step=0)
         return f"runs:/{self.run_id}/model"
 
+    def _log_text(self, text: str, artifact_file: str) -> None:
+        import mlflow
 
-def _check_server_reachable(uri: str, timeout: float = 5.0) -> None:
+        with contextlib.suppress(Exception):  # never hide the original error behind a logging failure
+            mlflow.log_text(self.redact(text), artifact_file)
+
+
+def check_server_reachable(uri: str, timeout: float = 5.0) -> None:
     """For an http(s) store, one TCP connect: MLflow's own client retries for minutes before failing."""
     import socket
     from urllib.parse import urlparse
@@ -227,13 +279,6 @@ def _requirements() -> list[str]:
     from importlib.metadata import version
 
     return [f"{name}=={version(name)}" for name in ("sentence-transformers", "transformers", "torch")]
-
-
-def _log_text(text: str, artifact_file: str) -> None:
-    import mlflow
-
-    with contextlib.suppress(Exception):  # never hide the original error behind a logging failure
-        mlflow.log_text(text, artifact_file)
 
 
 def _is_number(value: Any) -> bool:

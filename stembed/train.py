@@ -9,13 +9,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from stembed.errors import EXIT_INTERRUPTED, EXIT_USAGE, StembedError, did_you_mean
 
@@ -27,37 +26,56 @@ if TYPE_CHECKING:
     from torch import nn
 
     from stembed.data.loading import PairData
+    from stembed.data.sanity import Finding
     from stembed.models import LoadedModel
+    from stembed.resume import GracefulStop
     from stembed.tracking import Tracker
+
+AUTO = "auto"  # trainer.batch_sampler=auto: no_duplicates for in-batch-negative losses, else batch_sampler
 
 
 def run_hydra(args: list[str]) -> None:
-    """Run the Hydra app `stembed train` with these command-line arguments."""
+    """Run the Hydra app `stembed train` with these command-line arguments.
+
+    `+resume=RUN_ID` first expands to that run's own overrides and run directory (stembed.resume).
+    """
     import hydra
 
+    from stembed import hydra_errors
     from stembed.config import conf_dir
+    from stembed.resume import resume_arguments, resume_id
 
+    if (run_id := resume_id(args)) is not None:
+        try:
+            args = resume_arguments(run_id, args)
+        except StembedError as err:
+            _exit_with(err)
+    hydra_errors.install(args)
     sys.argv = ["stembed-train", *args]
     hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(job)()
 
 
 def job(cfg: DictConfig) -> float | None:
     """One Hydra job: train, turning input errors into one paragraph and exit code 2."""
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # a cluster's pre-emption ends the run KILLED
+    from stembed import hydra_errors
+    from stembed.resume import GracefulStop
+
+    hydra_errors.job_started = True
+    stop = GracefulStop().install()  # Ctrl-C and a cluster's pre-emption: checkpoint, run KILLED
     try:
-        return train(cfg)
+        return train(cfg, stop)
     except KeyboardInterrupt:
         print("\nstembed: interrupted; the MLflow run (if one was open) ended KILLED.", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except StembedError as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("STEMBED_DEBUG") == "1":
-            raise
-        print(f"\nstembed: error: {err}\n", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        _exit_with(err)
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def _exit_with(err: StembedError) -> NoReturn:
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("STEMBED_DEBUG") == "1":
+        raise err
+    print(f"\nstembed: error: {err}\n", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
 
 
 @dataclass
@@ -76,9 +94,11 @@ class Job:
     train_dataset: Dataset
     eval_dataset: Dataset | None
     evaluators: list[BaseEvaluator | None]  # [eval split, test split]
+    findings: list[Finding]  # sanity-check warnings
+    resume_from: Path | None = None  # the checkpoint a resumed run continues from
 
 
-def train(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
     """Train one model as configured; return the optimized metric (for sweepers)."""
     started = time.perf_counter()
     job = prepare(cfg)
@@ -88,17 +108,20 @@ def train(cfg: DictConfig) -> float | None:
     from stembed.model_card import add_stembed_section
 
     model, tracker, data = job.loaded.model, job.tracker, job.data
-    tags = _run_tags(cfg, job.command, job.overrides, job.loaded.source, data)
+    tags = _run_tags(cfg, job)
     if parent := os.environ.get("STEMBED_PARENT_RUN_ID"):  # set by stembed.sweep for -m sweeps
         tags["mlflow.parentRunId"] = parent
-    with tracker.run(job.run_name, _run_params(cfg, data), tags) as run_id:
-        baseline = run_evaluators(job.evaluators, model)
-        tracker.log_metrics(baseline, step=0, prefix="baseline_")
+    resume = str(cfg.resume) if job.resume_from else None
+    with tracker.run(job.run_name, _run_params(cfg, data), tags, resume_id=resume) as run_id:
+        baseline = run_evaluators(job.evaluators, model)  # of the base model, also when resuming
+        if not resume:
+            tracker.log_metrics(baseline, step=0, prefix="baseline_")
+            tracker.log_metrics({f"sanity_{f.name}": f.count for f in job.findings}, step=0)
         primary = _primary_metric(cfg.get("optimized_metric"), job.evaluators[0], baseline)
         if primary:
             tracker.set_primary_metric("final_" + primary)
-        trainer = _trainer(job)
-        trainer.train()
+        trainer = _trainer(job, stop)
+        _train_resumably(trainer, job, stop)
         final = run_evaluators(job.evaluators, model)
         tracker.log_metrics(final, step=trainer.state.global_step, prefix="final_")
         model_dir = _save_model(model, job.run_dir / "model")
@@ -123,46 +146,85 @@ def train(cfg: DictConfig) -> float | None:
     return float(final[primary]) if primary else None
 
 
+def _train_resumably(trainer: Any, job: Job, stop: GracefulStop | None) -> None:
+    """trainer.train(); on a stop signal or a crash, record the newest checkpoint so the run can resume."""
+    from stembed.resume import CHECKPOINT_TAG, latest_checkpoint
+
+    try:
+        trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+    except BaseException:
+        if checkpoint := latest_checkpoint(Path(job.args.output_dir)):
+            job.tracker.set_tags({CHECKPOINT_TAG: str(checkpoint)})
+        raise
+    if stop is not None and stop.requested:
+        checkpoint = latest_checkpoint(Path(job.args.output_dir))
+        job.tracker.set_tags({CHECKPOINT_TAG: str(checkpoint)})
+        print(
+            f"\nstembed: stopped at step {trainer.state.global_step}; checkpoint {checkpoint}\n"
+            f"  resume with: stembed resume {job.tracker.run_id}",
+            file=sys.stderr,
+        )
+        raise KeyboardInterrupt(f"signal {stop.signal}")
+
+
 def prepare(cfg: DictConfig) -> Job:
     """Build and check everything from the config; any input error raises here, before a run opens."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
 
+    from stembed.checks import check_config
     from stembed.hub import ensure_offline_mode_if_unreachable
 
+    hydra_cfg = HydraConfig.get()
+    check_config(cfg, multirun=hydra_cfg.mode == RunMode.MULTIRUN)
     offline = ensure_offline_mode_if_unreachable()  # before transformers/datasets are imported
 
     from transformers import set_seed
 
+    from stembed.data.sanity import check_training_data, raise_if_strict
     from stembed.evaluation import build_evaluators
     from stembed.instantiate import instantiate
-    from stembed.losses import build_loss, fit_to_loss
+    from stembed.losses import build_loss, check_loss_inputs, fit_to_loss, uses_in_batch_negatives
     from stembed.model_card import describe_datasets
     from stembed.models import load_model
-    from stembed.tracking import Tracker, mask_overrides
+    from stembed.tracking import Tracker, mask_overrides, secret_values
 
-    hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = mask_overrides(list(hydra_cfg.overrides.task))
     args = training_arguments(cfg.trainer, run_dir / "checkpoints")
+    resume_from = _resume_checkpoint(cfg, run_dir)
     tracker = Tracker.from_config(cfg.tracking, cfg.paths.output_root)
+    tracker.secrets |= secret_values(OmegaConf.to_container(cfg, resolve=True))
     tracker.connect()
     set_seed(cfg.seed)
     loaded = load_model(cfg.model)
     data = instantiate(cfg.data, "data")
     loss = build_loss(cfg.loss, loaded.model)
+    in_batch = uses_in_batch_negatives(loss)
     min_score = data.stats.get("positive_min_score", 0.5)
     train_dataset = fit_to_loss(data.train, loss, data.label_column, min_score)
+    check_loss_inputs(train_dataset, loss, data.label_column if not in_batch else None)
     eval_pairs = data.eval_pairs
     eval_dataset = (
         fit_to_loss(eval_pairs, loss, data.label_column, min_score) if eval_pairs is not None else None
     )
     data.stats["train_rows_used"] = len(train_dataset)
+    if args.batch_sampler == AUTO:
+        args.batch_sampler = "no_duplicates" if in_batch else "batch_sampler"
+    deduplicated = args.batch_sampler != "batch_sampler"
+    findings = check_training_data(
+        train_dataset, data.eval, data.label_column, in_batch, deduplicated, loaded.model
+    )
+    raise_if_strict(findings, bool(cfg.get("strict")))
+    for finding in findings:
+        print(f"stembed: warning: [{finding.name}] {finding.message}", file=sys.stderr)
     # A test split is evaluated before and after training, never during (no peeking for model selection).
     evaluators = build_evaluators(cfg.evaluator, data)
     if evaluators[0] is None and eval_dataset is None:
         args.eval_strategy = "no"
     describe_datasets(loaded.model, data, cfg.task_name, offline)
-    command = "stembed train " + " ".join(shlex.quote(o) for o in overrides)
+    command = "stembed train " + " ".join(shlex.quote(o) for o in overrides if not o.startswith("+resume="))
     return Job(
         run_name=cfg.tracking.get("run_name") or _default_run_name(cfg.task_name, hydra_cfg),
         run_dir=run_dir,
@@ -176,7 +238,24 @@ def prepare(cfg: DictConfig) -> Job:
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         evaluators=evaluators,
+        findings=findings,
+        resume_from=resume_from,
     )
+
+
+def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """For +resume=RUN_ID: the newest checkpoint in the run directory (an error when there is none)."""
+    from stembed.resume import latest_checkpoint
+
+    if not cfg.get("resume"):
+        return None
+    checkpoint = latest_checkpoint(run_dir / "checkpoints")
+    if checkpoint is None:
+        raise StembedError(
+            f"resume={cfg.resume}: no checkpoint in {run_dir / 'checkpoints'}; the run stopped before its "
+            "first save. Start it again without +resume (or save more often: trainer.save_strategy=steps)."
+        )
+    return checkpoint
 
 
 def _default_run_name(task_name: str, hydra_cfg: Any) -> str:
@@ -194,29 +273,37 @@ def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:
     from omegaconf import OmegaConf
     from sentence_transformers import SentenceTransformerTrainingArguments
 
+    from stembed.checks import check_trainer_value
+
     values = OmegaConf.to_container(trainer_cfg, resolve=True)
-    known = {f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(SentenceTransformerTrainingArguments) if f.init}
     for key, value in values.items():
-        if key not in known or key == "output_dir":
+        if key not in fields or key == "output_dir":
             hint = " The output directory is the Hydra run directory." if key == "output_dir" else ""
             raise StembedError(
                 f"trainer.{key}={value}: not a SentenceTransformerTrainingArguments field.{hint}"
-                f"{did_you_mean(key, known)} Remove it or use a field listed at "
+                f"{did_you_mean(key, fields)} Remove it or use a field listed at "
                 "https://sbert.net/docs/package_reference/sentence_transformer/training_args.html."
             )
-        if key.endswith("batch_size") and (not isinstance(value, int) or value <= 0):
-            raise StembedError(
-                f"trainer.{key}={value}: must be a positive whole number, e.g. trainer.{key}=16."
-            )
+        check_trainer_value(key, value, fields[key].type)
+    auto_sampler = values.get("batch_sampler") == AUTO
+    if auto_sampler:
+        del values["batch_sampler"]
     try:
-        return SentenceTransformerTrainingArguments(output_dir=str(output_dir), **values)
+        args = SentenceTransformerTrainingArguments(output_dir=str(output_dir), **values)
     except (ValueError, TypeError) as err:
         raise StembedError(f"trainer: invalid training arguments ({err}). Fix the trainer.* values.") from err
+    if auto_sampler:
+        args.batch_sampler = AUTO  # decided once the loss is known (prepare)
+    return args
 
 
-def _trainer(job: Job) -> Any:
+def _trainer(job: Job, stop: GracefulStop | None) -> Any:
     from sentence_transformers import SentenceTransformerTrainer
 
+    callbacks = [job.tracker.trainer_callback()]
+    if stop is not None:
+        callbacks.append(stop.trainer_callback())
     return SentenceTransformerTrainer(
         model=job.loaded.model,
         args=job.args,
@@ -224,7 +311,7 @@ def _trainer(job: Job) -> Any:
         eval_dataset=job.eval_dataset,
         loss=job.loss,
         evaluator=job.evaluators[0],
-        callbacks=[job.tracker.trainer_callback()],
+        callbacks=callbacks,
     )
 
 
@@ -247,24 +334,29 @@ def _run_params(cfg: DictConfig, data: Any) -> dict[str, str]:
     return params
 
 
-def _run_tags(
-    cfg: DictConfig, command: str, overrides: list[str], model_source: str, data: Any
-) -> dict[str, str]:
+def _run_tags(cfg: DictConfig, job: Job) -> dict[str, str]:
     import json
 
     from stembed import __version__
+    from stembed.resume import RUN_DIR_TAG
 
+    data = job.data
     tags = {
         "stembed.version": __version__,
-        "stembed.command": command,
-        "stembed.overrides": json.dumps(overrides),
+        "stembed.command": job.command,
+        "stembed.overrides": json.dumps(job.overrides),
         "stembed.task": str(cfg.task_name),
-        "stembed.model_source": model_source,
+        "stembed.model_source": job.loaded.source,
         "stembed.data_name": data.name,
         "stembed.data_source": data.source,
         "stembed.data_fingerprint": data.fingerprint,
-        "mlflow.note.content": f"Reproduce: `{command}`",
+        RUN_DIR_TAG: str(job.run_dir.resolve()),
+        "mlflow.note.content": f"Reproduce: `{job.command}`",
     }
+    if job.findings:
+        tags["stembed.warnings"] = " | ".join(f"[{f.name}] {f.message}" for f in job.findings)
+    if job.resume_from:
+        tags["stembed.resumed_from"] = str(job.resume_from)
     commit = _git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit

@@ -227,6 +227,13 @@ def load_pairs(
     columns = dict(columns)
 
     def load(split_name: str, from_source: str = source, field_name: str = "data.source") -> Dataset:
+        if from_source == source and "{split}" not in source and _looks_like_path(source):
+            split_key = "data.test_split" if split_name == test_split else "data.eval_split"
+            raise StembedError(
+                f"{split_key}={split_name}: data.source={source} is one file, so it has no "
+                f"'{split_name}' split (it would be the training rows again). Put {{split}} in the path "
+                "(e.g. data/{split}.csv), give data.eval_source, or hold out with data.eval_fraction."
+            )
         rows, _ = load_source(from_source, subset, split_name, read_options, field_name)
         where = f"{field_name}={from_source}" + (f" (split {split_name})" if split_name != "train" else "")
         return _scale(_clean(select_columns(rows, columns, where), where), label_scale)

@@ -1,0 +1,137 @@
+"""Sanity checks that catch real mistakes in training data: warnings with counts (errors with strict=true).
+
+- identical labels with a loss that learns from labels (all 1.0 collapses CosineSimilarityLoss);
+- repeated texts, which become false in-batch negatives for MNRL-family losses;
+- rows shared between train and eval (leakage: the eval metric flatters the model);
+- texts longer than max_seq_length (silently truncated).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from stembed.errors import StembedError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+from stembed.data.loading import LABEL_COLUMNS
+
+TRUNCATION_SAMPLE = 2000  # texts tokenized to estimate the truncated share
+
+
+@dataclass
+class Finding:
+    """One sanity problem: a short name, the count behind it (a metric) and what to do."""
+
+    name: str
+    count: float
+    message: str
+
+
+def text_columns(dataset: Dataset) -> list[str]:
+    """The columns that hold texts (everything but the label)."""
+    return [c for c in dataset.column_names if c not in LABEL_COLUMNS]
+
+
+def check_training_data(
+    train: Dataset,
+    eval_: Dataset | None,
+    label_column: str | None,
+    in_batch_negatives: bool,
+    no_duplicates_sampler: bool,
+    model: Any,
+) -> list[Finding]:
+    """Every check that finds something, in a fixed order."""
+    checks = [
+        _identical_labels(train, label_column) if not in_batch_negatives else None,
+        _repeated_texts(train, no_duplicates_sampler) if in_batch_negatives else None,
+        _leakage(train, eval_),
+        _truncation(train, model),
+    ]
+    return [finding for finding in checks if finding is not None]
+
+
+def raise_if_strict(findings: list[Finding], strict: bool) -> None:
+    """With strict=true any finding stops the run before it starts."""
+    if strict and findings:
+        problems = " ".join(f"[{f.name}] {f.message}" for f in findings)
+        raise StembedError(f"strict=true: the data failed {len(findings)} sanity check(s). {problems}")
+
+
+def _identical_labels(train: Dataset, label_column: str | None) -> Finding | None:
+    if label_column is None or len(train) < 2:
+        return None
+    values = set(train[label_column])
+    if len(values) != 1:
+        return None
+    return Finding(
+        "identical_labels",
+        len(train),
+        f"all {len(train)} training labels are {values.pop()}: a loss that learns from labels has nothing "
+        "to contrast and collapses (every pair pulled together). Add negative pairs with other labels, or "
+        "use an in-batch-negative loss (loss=mnrl) on these positive pairs.",
+    )
+
+
+def _repeated_texts(train: Dataset, no_duplicates_sampler: bool) -> Finding | None:
+    repeated = 0
+    for column in text_columns(train):
+        counts = Counter(train[column])
+        repeated += sum(n for n in counts.values() if n > 1)
+    if not repeated or no_duplicates_sampler:
+        return None
+    return Finding(
+        "repeated_texts",
+        repeated,
+        f"{repeated} training rows repeat a text that appears in another row: in the same batch these "
+        "become false negatives for an in-batch-negative loss. Use trainer.batch_sampler=no_duplicates "
+        "(the default, trainer.batch_sampler=auto, picks it for these losses).",
+    )
+
+
+def _leakage(train: Dataset, eval_: Dataset | None) -> Finding | None:
+    if eval_ is None:
+        return None
+    columns = [c for c in text_columns(train) if c in eval_.column_names]
+    if not columns:
+        return None
+    train_rows = set(zip(*(train[c] for c in columns), strict=True))
+    shared = sum(row in train_rows for row in zip(*(eval_[c] for c in columns), strict=True))
+    if not shared:
+        return None
+    return Finding(
+        "leaked_eval_rows",
+        shared,
+        f"{shared} of {len(eval_)} eval rows also appear in the training data ({', '.join(columns)}): the "
+        "eval metric overstates the model. Deduplicate the data or hold out with data.eval_fraction.",
+    )
+
+
+def _truncation(train: Dataset, model: Any) -> Finding | None:
+    limit = getattr(model, "max_seq_length", None)
+    if not limit:
+        return None
+    texts = [text for column in text_columns(train) for text in train[column]]
+    if len(texts) > TRUNCATION_SAMPLE:
+        step = len(texts) / TRUNCATION_SAMPLE
+        texts = [texts[int(i * step)] for i in range(TRUNCATION_SAMPLE)]
+    lengths = token_lengths(model.tokenizer, texts)
+    share = sum(length > limit for length in lengths) / max(len(lengths), 1)
+    if share < 0.01:
+        return None
+    return Finding(
+        "truncated_share",
+        round(share, 4),
+        f"{share:.1%} of training texts are longer than model.max_seq_length={limit} tokens and are cut "
+        "off. Raise model.max_seq_length (up to the model's limit) or shorten the texts.",
+    )
+
+
+def token_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
+    """Token counts with special tokens, for a transformers tokenizer or a `tokenizers.Tokenizer`."""
+    if hasattr(tokenizer, "encode_batch"):
+        return [len(encoding.ids) for encoding in tokenizer.encode_batch(texts)]
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
