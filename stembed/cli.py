@@ -35,7 +35,7 @@ def train(ctx: typer.Context) -> None:
     args = list(ctx.args)
     if "--debug" in args:  # show tracebacks for input errors too
         args.remove("--debug")
-        os.environ["STEMBED_DEBUG"] = "1"
+        os.environ["STEMBED_DEBUG"] = os.environ["HYDRA_FULL_ERROR"] = "1"
     run_hydra(args)
 
 

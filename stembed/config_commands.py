@@ -85,7 +85,7 @@ def _target_problems(field: str, spec: dict[str, Any]) -> list[str]:
     try:
         target = get_object(spec["_target_"])
     except Exception as err:
-        return [f"{field}._target_={spec['_target_']} does not import ({err})"]
+        return [f"{field}._target_={spec['_target_']} does not import ({' '.join(str(err).split())})"]
     problems = []
     keys = {k: v for k, v in spec.items() if not k.startswith("_") and k != "inputs"}
     try:

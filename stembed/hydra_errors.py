@@ -55,7 +55,7 @@ def _reraise(err: Exception) -> Callable[[], Any]:
 
 def explain(err: Exception, args: list[str]) -> str | None:
     """One paragraph for a composition error, or None for errors that are not about the input."""
-    from hydra.errors import MissingConfigException, OverrideParseException
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
     if isinstance(err, StembedError):
@@ -76,6 +76,8 @@ def explain(err: Exception, args: list[str]) -> str | None:
             f"paths.output_root: cannot create the run directory {err.filename} ({err.strerror}). Set "
             "paths.output_root (or hydra.run.dir / hydra.sweep.dir) to a directory you can write to."
         )
+    if isinstance(err, ConfigCompositionException):  # Hydra's own message already says what to do
+        return " ".join(str(err).split())
     if isinstance(cause, OmegaConfBaseException) or isinstance(err, OmegaConfBaseException):
         return f"config: {str(err).splitlines()[0]} Fix the value on the command line or in the config file."
     return None

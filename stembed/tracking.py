@@ -177,8 +177,8 @@ class Tracker:
             run = mlflow.start_run(run_id=resume_id)
             mlflow.set_tags(self._redacted(tags))
         else:
-            tags = self._redacted(tags)
-            run = mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name, tags=tags)
+            tags, name = self._redacted(tags), self.redact(run_name) if run_name else None
+            run = mlflow.start_run(experiment_id=self.experiment_id, run_name=name, tags=tags)
         self.run_id = run.info.run_id
         try:
             if not resume_id:

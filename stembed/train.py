@@ -51,6 +51,7 @@ def run_hydra(args: list[str]) -> None:
         except StembedError as err:
             _exit_with(err)
     hydra_errors.install(args)
+    hydra_errors.job_started = False
     sys.argv = ["stembed-train", *args]
     hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(job)()
 
@@ -351,6 +352,7 @@ def _run_tags(cfg: DictConfig, job: Job) -> dict[str, str]:
         "stembed.data_source": data.source,
         "stembed.data_fingerprint": data.fingerprint,
         RUN_DIR_TAG: str(job.run_dir.resolve()),
+        "stembed.batch_sampler": str(getattr(job.args.batch_sampler, "value", job.args.batch_sampler)),
         "mlflow.note.content": f"Reproduce: `{job.command}`",
     }
     if job.findings:

@@ -42,7 +42,7 @@ def _train(cwd: Path, *extra: str, **env: str) -> subprocess.CompletedProcess[st
 
 
 def _losses(uri: str, run_id: str) -> dict[int, float]:
-    """Per-step training loss; a step logged twice (before a crash and after resuming) keeps its last value."""
+    """Per-step training loss; a step logged twice (before a crash and after a resume) keeps its last."""
     from mlflow.tracking import MlflowClient
 
     history = MlflowClient(tracking_uri=uri).get_metric_history(run_id, "loss")

@@ -148,9 +148,10 @@ def select_columns(dataset: Dataset, columns: dict[str, str], where: str) -> Dat
             f"(data.columns, output: source): {dict(columns)}. Map them with "
             f"data.columns.<output>=<column in your data>."
         )
-    return dataset.map(
+    mapped = dataset.map(
         lambda batch: {out: batch[src] for out, src in columns.items()}, batched=True, remove_columns=found
     )
+    return mapped.select_columns(list(columns))  # map keeps a kept name's old position; losses read by order
 
 
 def _clean(dataset: Dataset, where: str) -> Dataset:

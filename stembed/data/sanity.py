@@ -111,14 +111,18 @@ def _leakage(train: Dataset, eval_: Dataset | None) -> Finding | None:
 
 
 def _truncation(train: Dataset, model: Any) -> Finding | None:
+    tokenizer = getattr(model, "tokenizer", None)
     limit = getattr(model, "max_seq_length", None)
-    if not limit:
+    limit = limit if isinstance(limit, int) else None  # StaticEmbedding reports inf
+    if hasattr(tokenizer, "encode_batch"):  # a `tokenizers.Tokenizer` (StaticEmbedding) truncates itself
+        limit = limit or (tokenizer.truncation or {}).get("max_length")
+    if not limit or tokenizer is None:
         return None
     texts = [text for column in text_columns(train) for text in train[column]]
     if len(texts) > TRUNCATION_SAMPLE:
         step = len(texts) / TRUNCATION_SAMPLE
         texts = [texts[int(i * step)] for i in range(TRUNCATION_SAMPLE)]
-    lengths = token_lengths(model.tokenizer, texts)
+    lengths = token_lengths(tokenizer, texts)
     share = sum(length > limit for length in lengths) / max(len(lengths), 1)
     if share < 0.01:
         return None
@@ -131,7 +135,11 @@ def _truncation(train: Dataset, model: Any) -> Finding | None:
 
 
 def token_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
-    """Token counts with special tokens, for a transformers tokenizer or a `tokenizers.Tokenizer`."""
+    """Untruncated token counts with special tokens, for a transformers or a `tokenizers` tokenizer."""
     if hasattr(tokenizer, "encode_batch"):
-        return [len(encoding.ids) for encoding in tokenizer.encode_batch(texts)]
+        from tokenizers import Tokenizer
+
+        untruncated = Tokenizer.from_str(tokenizer.to_str())
+        untruncated.no_truncation()
+        return [len(encoding.ids) for encoding in untruncated.encode_batch(texts)]
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
