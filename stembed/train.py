@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shlex
@@ -155,7 +156,8 @@ def _train_resumably(trainer: Any, job: Job, stop: GracefulStop | None) -> None:
         trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
     except BaseException:
         if checkpoint := latest_checkpoint(Path(job.args.output_dir)):
-            job.tracker.set_tags({CHECKPOINT_TAG: str(checkpoint)})
+            with contextlib.suppress(Exception):  # never hide the original error
+                job.tracker.set_tags({CHECKPOINT_TAG: str(checkpoint)})
         raise
     if stop is not None and stop.requested:
         checkpoint = latest_checkpoint(Path(job.args.output_dir))
