@@ -36,16 +36,19 @@ def run_hydra(args: list[str]) -> None:
     import hydra
 
     from stembed.config import conf_dir
+    from stembed.distributed import hydra_args
 
-    sys.argv = ["stembed-train", *args]
+    sys.argv = ["stembed-train", *hydra_args(args)]  # under torchrun: one run directory for all ranks
     hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(job)()
 
 
 def job(cfg: DictConfig) -> float | None:
     """One Hydra job: train, turning input errors into one paragraph and exit code 2."""
+    from stembed.sweep import run_job
+
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # a cluster's pre-emption ends the run KILLED
     try:
-        return train(cfg)
+        return run_job(train, cfg)  # in a sweep, a failing job is recorded FAILED and the sweep goes on
     except KeyboardInterrupt:
         print("\nstembed: interrupted; the MLflow run (if one was open) ended KILLED.", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
@@ -84,13 +87,13 @@ def train(cfg: DictConfig) -> float | None:
     job = prepare(cfg)
     from omegaconf import OmegaConf
 
-    from stembed.evaluation import run_evaluators
+    from stembed import distributed, sweep
+    from stembed.evaluation import check_not_diverged, run_evaluators
     from stembed.model_card import add_stembed_section
 
     model, tracker, data = job.loaded.model, job.tracker, job.data
     tags = _run_tags(cfg, job.command, job.overrides, job.loaded.source, data)
-    if parent := os.environ.get("STEMBED_PARENT_RUN_ID"):  # set by stembed.sweep for -m sweeps
-        tags["mlflow.parentRunId"] = parent
+    tags |= sweep.job_tags() | distributed.run_tags(job.args)  # parent run of a sweep; DDP world size
     with tracker.run(job.run_name, _run_params(cfg, data), tags) as run_id:
         baseline = run_evaluators(job.evaluators, model)
         tracker.log_metrics(baseline, step=0, prefix="baseline_")
@@ -101,6 +104,9 @@ def train(cfg: DictConfig) -> float | None:
         trainer.train()
         final = run_evaluators(job.evaluators, model)
         tracker.log_metrics(final, step=trainer.state.global_step, prefix="final_")
+        check_not_diverged(model, final, job.args.learning_rate)  # NaN: the run ends FAILED
+        if not distributed.is_main_process():
+            return None  # under torchrun, rank 0 saves the model, writes the card and logs
         model_dir = _save_model(model, job.run_dir / "model")
         card = model_dir / "README.md"
         add_stembed_section(
@@ -208,6 +214,9 @@ def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:
             raise StembedError(
                 f"trainer.{key}={value}: must be a positive whole number, e.g. trainer.{key}=16."
             )
+    from stembed.distributed import training_arguments as ddp_arguments
+
+    values = ddp_arguments(values)  # under torchrun on CPU: train together (use_cpu, gloo)
     try:
         return SentenceTransformerTrainingArguments(output_dir=str(output_dir), **values)
     except (ValueError, TypeError) as err:
@@ -308,4 +317,7 @@ def _print_summary(run_id, tracker, baseline, final, primary, model_dir, model_u
         f"  MLflow: experiment '{tracker.experiment_name}' in {tracker.uri}",
         f"  UI:     stembed ui   then open http://127.0.0.1:5000/#/experiments/{tracker.experiment_id}/runs/{run_id}",
     ]
+    if tracker.registered_version:
+        name, version = tracker.register_model, tracker.registered_version
+        lines.insert(4, f"  registry: '{name}' version {version}  (models:/{name}/{version})")
     print("\n".join(lines))
