@@ -317,6 +317,8 @@ def _print_summary(run_id, tracker, baseline, final, primary, model_dir, model_u
         f"  MLflow: experiment '{tracker.experiment_name}' in {tracker.uri}",
         f"  UI:     stembed ui   then open http://127.0.0.1:5000/#/experiments/{tracker.experiment_id}/runs/{run_id}",
     ]
+    if tracker.uri.startswith(("http://", "https://")):  # a team server serves its own UI
+        lines[-1] = f"  UI:     {tracker.uri.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs/{run_id}"
     if tracker.registered_version:
         name, version = tracker.register_model, tracker.registered_version
         lines.insert(4, f"  registry: '{name}' version {version}  (models:/{name}/{version})")
