@@ -172,14 +172,15 @@ def _record_failed_job(cfg: Any, err: BaseException) -> None:
     from mlflow.tracking import MlflowClient
 
     from stembed.distributed import is_main_process
-    from stembed.tracking import Tracker, mask_overrides, retry_when_locked
+    from stembed.tracking import mask_overrides, resolve_tracking_uri, retry_when_locked
 
     tags = job_tags()
     parent = tags.get("mlflow.parentRunId")
     if parent is None or not is_main_process():
         return
     try:
-        client = MlflowClient(tracking_uri=Tracker.from_config(cfg.tracking, cfg.paths.output_root).uri)
+        uri = resolve_tracking_uri(cfg.tracking.get("uri"), Path(cfg.paths.output_root))
+        client = MlflowClient(tracking_uri=uri)
         experiment_id = client.get_run(parent).info.experiment_id
         query = f"tags.mlflow.parentRunId = '{parent}' and tags.`{JOB_TAG}` = '{tags[JOB_TAG]}'"
         if client.search_runs([experiment_id], filter_string=query):

@@ -321,5 +321,5 @@ def _print_summary(run_id, tracker, baseline, final, primary, model_dir, model_u
         lines[-1] = f"  UI:     {tracker.uri.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs/{run_id}"
     if tracker.registered_version:
         name, version = tracker.register_model, tracker.registered_version
-        lines.insert(4, f"  registry: '{name}' version {version}  (models:/{name}/{version})")
+        lines.insert(-2, f"  registry: '{name}' version {version}  (models:/{name}/{version})")
     print("\n".join(lines))
