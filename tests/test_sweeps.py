@@ -180,6 +180,9 @@ def test_slurm_launcher_config() -> None:
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.timeout_min, launcher.gpus_per_node, launcher.tasks_per_node) == (240, 1, 1)
     assert "partition" in launcher and "account" in launcher
+    from stembed.config_commands import groups
+
+    assert groups()["hydra/launcher"] == ["local_parallel", "slurm", "slurm_local"]  # `stembed config list`
 
 
 def test_parent_run_found_without_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
