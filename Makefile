@@ -51,7 +51,7 @@ format: install
 bench-cli: install
 	$(BIN)/python scripts/bench_cli.py
 
-# A 4-job grid sweep, one job at a time vs two joblib workers (tiny model, about 2 minutes).
+# A 4-job grid sweep, one job at a time vs two joblib workers (tiny model, about 3 minutes).
 bench-sweep: install
 	$(BIN)/python scripts/bench_sweep.py
 

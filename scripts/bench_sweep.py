@@ -41,7 +41,7 @@ def sweep(extra: list[str], epochs: int) -> tuple[float, list]:  # type: ignore[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=10, help="epochs per job (0: trainer=smoke)")
+    parser.add_argument("--epochs", type=int, default=60, help="epochs per job (0: trainer=smoke)")
     epochs = parser.parse_args().epochs
     print(f"4 jobs ({' x '.join(GRID)}), tiny model, {epochs or 'smoke: 4 steps'} epochs per job")
     for name, extra in LAUNCHERS.items():
