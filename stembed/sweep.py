@@ -1,21 +1,32 @@
-"""A Hydra callback that makes a sweep one MLflow parent run with its jobs as child runs.
+"""Sweeps in MLflow: one parent run per sweep, every job a child run, and jobs that fail without
+stopping the sweep.
 
-The parent (and the experiment) are created once, before any job starts, so parallel jobs never race
-to create them. Jobs find the parent through $STEMBED_PARENT_RUN_ID and tag `mlflow.parentRunId`, which
-the MLflow UI uses to group them. When the sweep ends the parent records how many jobs finished or
-failed and the best job's id and metric.
+The parent (and the experiment) are created once by a Hydra callback, before any job starts, so
+parallel jobs never race to create them. Jobs find the parent through $STEMBED_PARENT_RUN_ID (or, on
+a cluster that does not pass the environment on, a file in the sweep directory) and tag
+`mlflow.parentRunId`, which the MLflow UI uses to group them. A job that raises in a sweep is recorded
+FAILED and returns None, so Hydra's launchers and sweepers (grid, Optuna) go on with the next one.
+When the sweep ends the parent records how many jobs finished or failed and the best job's id and
+metric.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
+import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 
 PARENT_ENV = "STEMBED_PARENT_RUN_ID"
+PARENT_FILE = ".stembed_parent_run_id"
+JOB_TAG = "stembed.sweep_job"
+log = logging.getLogger(__name__)
 
 
 class MlflowSweepCallback(Callback):
@@ -24,65 +35,177 @@ class MlflowSweepCallback(Callback):
     def __init__(self) -> None:
         self.parent_id: str | None = None
         self.uri: str | None = None
+        self.maximize = True
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         from mlflow.tracking import MlflowClient
+        from omegaconf import OmegaConf
 
-        from stembed.tracking import Tracker, mask_overrides
+        from stembed.distributed import is_main_process
+        from stembed.tracking import Tracker, mask_overrides, retry_when_locked
 
+        if not is_main_process():
+            return
         tracker = Tracker.from_config(config.tracking, config.paths.output_root)
         experiment_id = tracker.connect()
         client = MlflowClient(tracking_uri=tracker.uri)
         overrides = mask_overrides(list(config.hydra.overrides.task))
-        run = client.create_run(
+        sweeper = str(config.hydra.sweeper.get("_target_", "")).rsplit(".", 1)[-1]
+        direction = OmegaConf.select(config, "hydra.sweeper.direction", default="maximize")
+        self.maximize = str(direction[0] if OmegaConf.is_list(direction) else direction) != "minimize"
+        run = retry_when_locked(
+            client.create_run,
             experiment_id,
             run_name=f"sweep-{config.task_name}",
-            tags={"stembed.sweep": "parent", "stembed.command": "stembed train -m " + " ".join(overrides)},
+            tags={
+                "stembed.sweep": "parent",
+                "stembed.sweeper": sweeper,
+                "stembed.command": "stembed train -m " + " ".join(overrides),
+            },
         )
         self.parent_id, self.uri = run.info.run_id, tracker.uri
-        client.log_param(self.parent_id, "sweep_overrides", " ".join(overrides))
+        params = {"sweep_overrides": " ".join(overrides), "sweep_direction": str(direction)}
+        if search_space := OmegaConf.select(config, "hydra.sweeper.params"):
+            params.update({f"sweep_params.{k}": str(v) for k, v in search_space.items()})
+        for key in ("n_trials", "sampler.seed"):
+            if (value := OmegaConf.select(config, f"hydra.sweeper.{key}")) is not None:
+                params[f"sweep_{key.replace('.', '_')}"] = str(value)
+        launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]
+        params["sweep_launcher"] = launcher
+        for key, value in params.items():
+            retry_when_locked(client.log_param, self.parent_id, key, value)
         os.environ[PARENT_ENV] = self.parent_id
-        atexit.register(self._close_if_open)  # a job that stops the sweep must not leave the parent RUNNING
-
-    def _close_if_open(self) -> None:
-        if self.parent_id is not None:
-            from mlflow.tracking import MlflowClient
-
-            MlflowClient(tracking_uri=self.uri).set_terminated(self.parent_id, "FAILED")
-            self.parent_id = None
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PARENT_FILE).write_text(self.parent_id)
+        atexit.register(self._close_if_open)  # a sweep that stops early must not leave the parent RUNNING
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        self._summarise(stopped=False)
+
+    def _close_if_open(self) -> None:
+        self._summarise(stopped=True)
+
+    def _summarise(self, stopped: bool) -> None:
+        """Count the jobs, record the best one, end the parent (FAILED if no job finished or it stopped)."""
         if self.parent_id is None:
             return
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=self.uri)
-        parent = client.get_run(self.parent_id)
+        parent_id, self.parent_id = self.parent_id, None
+        os.environ.pop(PARENT_ENV, None)
+        parent = client.get_run(parent_id)
         children = client.search_runs(
-            [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'"
+            [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"
         )
         finished = [c for c in children if c.info.status == "FINISHED"]
-        client.log_metric(self.parent_id, "sweep_jobs", len(children))
-        client.log_metric(self.parent_id, "sweep_jobs_finished", len(finished))
-        client.log_metric(self.parent_id, "sweep_jobs_failed", len(children) - len(finished))
-        best = _best(finished)
+        client.log_metric(parent_id, "sweep_jobs", len(children))
+        client.log_metric(parent_id, "sweep_jobs_finished", len(finished))
+        client.log_metric(parent_id, "sweep_jobs_failed", len(children) - len(finished))
+        best = _best(finished, self.maximize)
         if best is not None:
             name = best.data.tags["stembed.primary_metric"]
-            client.set_tag(self.parent_id, "stembed.best_run_id", best.info.run_id)
-            client.set_tag(self.parent_id, "stembed.primary_metric", name)
-            client.log_metric(self.parent_id, name, best.data.metrics[name])
-        client.set_terminated(self.parent_id, "FINISHED" if finished else "FAILED")
-        os.environ.pop(PARENT_ENV, None)
-        parent_id, self.parent_id = self.parent_id, None
+            client.set_tag(parent_id, "stembed.best_run_id", best.info.run_id)
+            client.set_tag(parent_id, "stembed.primary_metric", name)
+            client.log_metric(parent_id, name, best.data.metrics[name])
+        if stopped:
+            client.set_tag(parent_id, "stembed.ended_by", "the sweep stopped before its last job")
+        client.set_terminated(parent_id, "FINISHED" if finished and not stopped else "FAILED")
+        failed = len(children) - len(finished)
         print(
             f"stembed: sweep {parent_id}: {len(finished)} of {len(children)} jobs finished"
+            + (f", {failed} failed" if failed else "")
             + (f"; best {best.info.run_id}" if best is not None else "")
             + f"\n  stembed compare --sweep {parent_id}  (in {Path.cwd()})"
         )
 
 
-def _best(runs: list[Any]) -> Any:
+def run_job(train: Callable[[Any], float | None], cfg: Any) -> float | None:
+    """Run one Hydra job. In a sweep, an exception ends only this job: it is recorded FAILED in MLflow
+    (traceback as an artifact) and the job returns None, which Optuna records as a failed trial.
+    A single run raises as usual. KeyboardInterrupt always stops everything.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        return train(cfg)
+    try:
+        return train(cfg)
+    except Exception as err:
+        num = HydraConfig.get().job.num
+        log.error("job %s failed; the sweep goes on", num, exc_info=err)
+        print(f"\nstembed: sweep job {num} failed ({err}); the sweep goes on.\n", file=sys.stderr)
+        _record_failed_job(cfg, err)
+        return None
+
+
+def job_tags() -> dict[str, str]:
+    """Tags linking a sweep job's run to its parent run (none outside a sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return {}
+    parent = parent_run_id(Path(hydra_cfg.sweep.dir))
+    tags = {JOB_TAG: str(hydra_cfg.job.num)}
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    return tags
+
+
+def parent_run_id(sweep_dir: Path) -> str | None:
+    """The sweep's parent run: from the environment, else from the file the callback left in sweep_dir."""
+    if parent := os.environ.get(PARENT_ENV):
+        return parent
+    marker = sweep_dir / PARENT_FILE
+    return marker.read_text().strip() if marker.is_file() else None
+
+
+def _record_failed_job(cfg: Any, err: BaseException) -> None:
+    """A FAILED child run for a job that failed before its own run opened (e.g. bad input)."""
+    import json
+
+    from hydra.core.hydra_config import HydraConfig
+    from mlflow.tracking import MlflowClient
+
+    from stembed.distributed import is_main_process
+    from stembed.tracking import mask_overrides, resolve_tracking_uri, retry_when_locked
+
+    tags = job_tags()
+    parent = tags.get("mlflow.parentRunId")
+    if parent is None or not is_main_process():
+        return
+    try:
+        uri = resolve_tracking_uri(cfg.tracking.get("uri"), Path(cfg.paths.output_root))
+        client = MlflowClient(tracking_uri=uri)
+        experiment_id = client.get_run(parent).info.experiment_id
+        query = f"tags.mlflow.parentRunId = '{parent}' and tags.`{JOB_TAG}` = '{tags[JOB_TAG]}'"
+        if client.search_runs([experiment_id], filter_string=query):
+            return  # the job's own run exists and already ended FAILED with its traceback
+        hydra_cfg = HydraConfig.get()
+        overrides = mask_overrides(list(hydra_cfg.overrides.task))
+        tags["stembed.overrides"] = json.dumps(overrides)
+        tags["stembed.command"] = "stembed train " + " ".join(overrides)
+        tags["stembed.error"] = str(err)[:5000]
+        run = retry_when_locked(
+            client.create_run,
+            experiment_id,
+            run_name=f"{cfg.task_name}-job{hydra_cfg.job.num}-failed",
+            tags=tags,
+        )
+        text = "".join(traceback.format_exception(err))
+        retry_when_locked(client.log_text, run.info.run_id, text, "error/traceback.txt")
+        retry_when_locked(client.set_terminated, run.info.run_id, "FAILED")
+    except Exception as record_err:  # never hide the job's error behind a logging failure
+        print(f"stembed: could not record the failed job in MLflow ({record_err}).", file=sys.stderr)
+
+
+def _best(runs: list[Any], maximize: bool) -> Any:
     scored = [
         r for r in runs if r.data.metrics.get(r.data.tags.get("stembed.primary_metric", "")) is not None
     ]
-    return max(scored, key=lambda r: r.data.metrics[r.data.tags["stembed.primary_metric"]], default=None)
+    pick = max if maximize else min
+    return pick(scored, key=lambda r: r.data.metrics[r.data.tags["stembed.primary_metric"]], default=None)

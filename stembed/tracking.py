@@ -11,10 +11,10 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stembed.errors import StembedError
 
@@ -26,6 +26,8 @@ EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_deve
 _METRIC_NAME_UNSAFE = re.compile(r"[^\w\-. /:]")
 _SECRET_KEY = re.compile(r"(^|_)(token|password|passwd|secret|api_?key|credentials?)(_|$)", re.IGNORECASE)
 _URI_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^/@\s]+@")
+LOCKED_RETRIES = 8  # an SQLite write that finds the database locked is retried, backing off up to ~25 s
+T = TypeVar("T")
 
 
 def default_tracking_uri(output_root: Path) -> str:
@@ -95,14 +97,26 @@ class Tracker:
     """One MLflow experiment in one store; opens a run per training job.
 
     Every param, tag and text artifact goes through `redact`, which masks credential values.
+    Under torchrun only rank 0 tracks: on the other processes every method does nothing.
     """
 
-    def __init__(self, uri: str, experiment: str, artifact_location: str | None = None) -> None:
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        artifact_location: str | None = None,
+        register_model: str | None = None,
+    ) -> None:
+        from stembed.distributed import is_main_process
+
         self.uri = uri
         self.experiment_name = experiment
         self.artifact_location = artifact_location
+        self.register_model = register_model
+        self.registered_version: str | None = None
         self.experiment_id: str | None = None
         self.run_id: str | None = None
+        self.active = is_main_process()
         self.secrets = secret_values()
 
     def redact(self, text: str) -> str:
@@ -122,13 +136,18 @@ class Tracker:
         artifacts = cfg.get("artifact_location")
         if artifacts is None and uri.startswith("sqlite:"):
             artifacts = (root / "mlartifacts").resolve().as_uri()
-        return cls(uri, str(cfg.experiment), artifacts)
+        register = cfg.get("register_model")
+        if register and not cfg.get("log_model"):
+            raise StembedError(
+                f"tracking.register_model={register}: registering needs the model logged to the run, "
+                "but tracking.log_model=false. Set tracking.log_model=true or drop tracking.register_model."
+            )
+        return cls(uri, str(cfg.experiment), artifacts, str(register) if register else None)
 
-    def connect(self) -> str:
+    def connect(self) -> str | None:
         """Check the store answers and get or create the experiment; fail before any training."""
-        import mlflow
-        from mlflow.exceptions import MlflowException
-
+        if not self.active:
+            return None
         if self.uri.startswith("sqlite:///"):
             db_path = Path(self.uri.removeprefix("sqlite:///"))
             try:
@@ -139,6 +158,13 @@ class Tracker:
                     "Set paths.output_root to a writable directory or tracking.uri to another store."
                 ) from err
         check_server_reachable(self.uri)
+        with _store_lock(self.uri):
+            return self._get_or_create_experiment()
+
+    def _get_or_create_experiment(self) -> str:
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
         mlflow.set_tracking_uri(self.uri)
         try:
             experiment = mlflow.get_experiment_by_name(self.experiment_name)
@@ -166,27 +192,33 @@ class Tracker:
     @contextmanager
     def run(
         self, run_name: str | None, params: dict[str, str], tags: dict[str, str], resume_id: str | None = None
-    ) -> Iterator[str]:
+    ) -> Iterator[str | None]:
         """An MLflow run that ends FINISHED, or FAILED (traceback logged) / KILLED, never RUNNING.
 
         With resume_id the stopped run is reopened: its params stay, its tags are updated.
         """
+        if not self.active:
+            yield None
+            return
         import mlflow
 
+        tags = self._redacted(tags)
         if resume_id:
-            run = mlflow.start_run(run_id=resume_id)
-            mlflow.set_tags(self._redacted(tags))
+            run = retry_when_locked(mlflow.start_run, run_id=resume_id)
+            retry_when_locked(mlflow.set_tags, tags)
         else:
-            tags, name = self._redacted(tags), self.redact(run_name) if run_name else None
-            run = mlflow.start_run(experiment_id=self.experiment_id, run_name=name, tags=tags)
+            name = self.redact(run_name) if run_name else None
+            run = retry_when_locked(
+                mlflow.start_run, experiment_id=self.experiment_id, run_name=name, tags=tags
+            )
         self.run_id = run.info.run_id
         try:
             if not resume_id:
-                mlflow.log_params(self._redacted(params))
+                retry_when_locked(mlflow.log_params, self._redacted(params))
             yield self.run_id
         except KeyboardInterrupt:
             mlflow.set_tag("stembed.ended_by", "interrupt")
-            mlflow.end_run("KILLED")
+            retry_when_locked(mlflow.end_run, "KILLED")
             raise
         except BaseException as err:
             status = "FAILED"
@@ -194,32 +226,33 @@ class Tracker:
                 status = "FINISHED"
             else:
                 self._log_text("".join(traceback.format_exception(err)), "error/traceback.txt")
-            mlflow.end_run(status)
+            retry_when_locked(mlflow.end_run, status)
             raise
         else:
-            mlflow.end_run("FINISHED")
+            retry_when_locked(mlflow.end_run, "FINISHED")
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tag the open run."""
         import mlflow
 
-        mlflow.set_tags(self._redacted(tags))
+        if self.active:
+            retry_when_locked(mlflow.set_tags, self._redacted(tags))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int, prefix: str = "") -> None:
         """Log numeric values under MLflow-safe names."""
         import mlflow
 
         values = {metric_name(prefix + k): float(v) for k, v in metrics.items() if _is_number(v)}
-        if values:
-            mlflow.log_metrics(values, step=step)
+        if values and self.active:
+            retry_when_locked(mlflow.log_metrics, values, step=step)
 
     def set_primary_metric(self, name: str) -> None:
         """Tag the metric that ranks this run (`stembed runs`, `stembed compare`)."""
         import mlflow
 
-        mlflow.set_tag(
-            "stembed.primary_metric", metric_name(name.removeprefix("final_").join(("final_", "")))
-        )
+        if self.active:
+            tag = metric_name(name.removeprefix("final_").join(("final_", "")))
+            retry_when_locked(mlflow.set_tag, "stembed.primary_metric", tag)
 
     def trainer_callback(self) -> TrainerCallback:
         """A transformers callback that logs every `logs` dict as metrics at the global step."""
@@ -235,17 +268,24 @@ class Tracker:
         return MlflowMetrics()
 
     def log_outputs(self, card: Path, config_dir: Path, resolved: str, model: Any, log_model: bool) -> str:
-        """Log the card, the configs (composed and resolved) and the model (sentence-transformers flavor)."""
+        """Log the card, the configs (composed and resolved) and the model (sentence-transformers flavor);
+        register the model as a new version of `tracking.register_model` when that is set."""
         import mlflow
 
-        mlflow.log_text(self.redact(card.read_text(encoding="utf-8")), card.name)
+        retry_when_locked(mlflow.log_text, self.redact(card.read_text(encoding="utf-8")), card.name)
         for path in sorted(config_dir.glob("*.yaml")):  # Hydra's config.yaml, overrides.yaml, hydra.yaml
-            mlflow.log_text(self.redact(path.read_text(encoding="utf-8")), f"config/{path.name}")
-        mlflow.log_text(self.redact(resolved), "config/resolved.yaml")
+            text = self.redact(path.read_text(encoding="utf-8"))
+            retry_when_locked(mlflow.log_text, text, f"config/{path.name}")
+        retry_when_locked(mlflow.log_text, self.redact(resolved), "config/resolved.yaml")
         if log_model:
             started = time.perf_counter()
-            mlflow.sentence_transformers.log_model(model, name="model", pip_requirements=_requirements())
+            info = retry_when_locked(
+                mlflow.sentence_transformers.log_model, model, name="model", pip_requirements=_requirements()
+            )
             self.log_metrics({"stembed_log_model_seconds": time.perf_counter() - started}, step=0)
+            if self.register_model:
+                version = retry_when_locked(mlflow.register_model, info.model_uri, self.register_model)
+                self.registered_version = str(version.version)
         return f"runs:/{self.run_id}/model"
 
     def _log_text(self, text: str, artifact_file: str) -> None:
@@ -253,6 +293,46 @@ class Tracker:
 
         with contextlib.suppress(Exception):  # never hide the original error behind a logging failure
             mlflow.log_text(self.redact(text), artifact_file)
+
+
+def retry_when_locked(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """call(*args, **kwargs), retried with backoff while an SQLite store answers "database is locked".
+
+    Parallel jobs share one SQLite file; SQLite lets one writer in at a time and, when two
+    transactions would deadlock, fails one of them at once instead of waiting. The write is retried.
+    """
+    attempt = 0
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except Exception as err:
+            if attempt >= LOCKED_RETRIES or "database is locked" not in str(err):
+                raise
+            time.sleep(0.1 * 2**attempt)
+            attempt += 1
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on <db>.lock while a process opens an SQLite store.
+
+    The first process to open a new store creates its schema; two doing it at once corrupt it
+    ("duplicate column name", failed migrations), and two jobs can race to create one experiment.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with Path(uri.removeprefix("sqlite:///") + ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def check_server_reachable(uri: str, timeout: float = 5.0) -> None:

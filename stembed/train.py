@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import shlex
 import subprocess
@@ -44,6 +45,7 @@ def run_hydra(args: list[str]) -> None:
 
     from stembed import hydra_errors
     from stembed.config import conf_dir
+    from stembed.distributed import hydra_args
     from stembed.resume import resume_arguments, resume_id
 
     if (run_id := resume_id(args)) is not None:
@@ -53,7 +55,7 @@ def run_hydra(args: list[str]) -> None:
             _exit_with(err)
     hydra_errors.install(args)
     hydra_errors.job_started = False
-    sys.argv = ["stembed-train", *args]
+    sys.argv = ["stembed-train", *hydra_args(args)]  # under torchrun: one run directory for all ranks
     hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(job)()
 
 
@@ -61,11 +63,13 @@ def job(cfg: DictConfig) -> float | None:
     """One Hydra job: train, turning input errors into one paragraph and exit code 2."""
     from stembed import hydra_errors
     from stembed.resume import GracefulStop
+    from stembed.sweep import run_job
 
     hydra_errors.job_started = True
     stop = GracefulStop().install()  # Ctrl-C and a cluster's pre-emption: checkpoint, run KILLED
     try:
-        return train(cfg, stop)
+        # In a sweep, a failing job is recorded FAILED and the sweep goes on.
+        return run_job(functools.partial(train, stop=stop), cfg)
     except KeyboardInterrupt:
         print("\nstembed: interrupted; the MLflow run (if one was open) ended KILLED.", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
@@ -106,13 +110,13 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
     job = prepare(cfg)
     from omegaconf import OmegaConf
 
-    from stembed.evaluation import run_evaluators
+    from stembed import distributed, sweep
+    from stembed.evaluation import check_not_diverged, run_evaluators
     from stembed.model_card import add_stembed_section
 
     model, tracker, data = job.loaded.model, job.tracker, job.data
     tags = _run_tags(cfg, job)
-    if parent := os.environ.get("STEMBED_PARENT_RUN_ID"):  # set by stembed.sweep for -m sweeps
-        tags["mlflow.parentRunId"] = parent
+    tags |= sweep.job_tags() | distributed.run_tags(job.args)  # parent run of a sweep; DDP world size
     resume = str(cfg.resume) if job.resume_from else None
     with tracker.run(job.run_name, _run_params(cfg, data), tags, resume_id=resume) as run_id:
         baseline = run_evaluators(job.evaluators, model)  # of the base model, also when resuming
@@ -126,6 +130,9 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
         _train_resumably(trainer, job, stop)
         final = run_evaluators(job.evaluators, model)
         tracker.log_metrics(final, step=trainer.state.global_step, prefix="final_")
+        check_not_diverged(model, final, job.args.learning_rate)  # NaN: the run ends FAILED
+        if not distributed.is_main_process():
+            return None  # under torchrun, rank 0 saves the model, writes the card and logs
         model_dir = _save_model(model, job.run_dir / "model")
         card = model_dir / "README.md"
         add_stembed_section(
@@ -289,6 +296,9 @@ def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:
                 "https://sbert.net/docs/package_reference/sentence_transformer/training_args.html."
             )
         check_trainer_value(key, value, fields[key].type)
+    from stembed.distributed import training_arguments as ddp_arguments
+
+    values = ddp_arguments(values)  # under torchrun on CPU: train together (use_cpu, gloo)
     auto_sampler = values.get("batch_sampler") == AUTO
     if auto_sampler:
         del values["batch_sampler"]
@@ -404,4 +414,9 @@ def _print_summary(run_id, tracker, baseline, final, primary, model_dir, model_u
         f"  MLflow: experiment '{tracker.experiment_name}' in {tracker.uri}",
         f"  UI:     stembed ui   then open http://127.0.0.1:5000/#/experiments/{tracker.experiment_id}/runs/{run_id}",
     ]
+    if tracker.uri.startswith(("http://", "https://")):  # a team server serves its own UI
+        lines[-1] = f"  UI:     {tracker.uri.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs/{run_id}"
+    if tracker.registered_version:
+        name, version = tracker.register_model, tracker.registered_version
+        lines.insert(-2, f"  registry: '{name}' version {version}  (models:/{name}/{version})")
     print("\n".join(lines))
