@@ -16,6 +16,7 @@ from stembed.errors import EXIT_USAGE, StembedError, did_you_mean
 
 # Set by stembed.train.job when the task function starts: later errors are the job's, not the config's.
 job_started = False
+_args: list[str] = []  # the command line being composed, to quote the user's own override back
 
 
 def install(args: list[str]) -> None:
@@ -23,6 +24,8 @@ def install(args: list[str]) -> None:
     import hydra._internal.hydra as hydra_module
     import hydra._internal.utils as utils_module
 
+    global job_started, _args
+    job_started, _args = False, list(args)
     original = utils_module.run_and_report
     if getattr(original, "stembed", False):
         return
@@ -31,7 +34,7 @@ def install(args: list[str]) -> None:
         try:
             return func()
         except Exception as err:
-            message = None if job_started or _debug() else explain(err, args)
+            message = None if job_started or _debug() else explain(err, _args)
             if message is None:
                 return original(_reraise(err))
             print(f"stembed: error: {message}", file=sys.stderr)

@@ -54,7 +54,6 @@ def run_hydra(args: list[str]) -> None:
         except StembedError as err:
             _exit_with(err)
     hydra_errors.install(args)
-    hydra_errors.job_started = False
     sys.argv = ["stembed-train", *hydra_args(args)]  # under torchrun: one run directory for all ranks
     hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(job)()
 
