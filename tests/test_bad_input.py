@@ -62,7 +62,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         [*PAIRS, "data.source=ok.csv", "data.columns.sentence1=question"],
         ["['question'] not found", "Columns found: ['sentence1', 'sentence2', 'score']", "data.columns"],
     ),
-    "empty_data": ([*PAIRS, "data.source=empty.csv"], ["data.source=empty.csv", "no rows left"]),
+    "empty_data": ([*PAIRS, "data.source=empty.csv"], ["data.source=empty.csv", "no rows"]),
     "non_numeric_label": (
         [*PAIRS, "data.source=yes_no.csv"],
         ["label column 'score' is not numeric", "['yes', 'no', 'yes']"],

@@ -148,6 +148,8 @@ def select_columns(dataset: Dataset, columns: dict[str, str], where: str) -> Dat
             f"(data.columns, output: source): {dict(columns)}. Map them with "
             f"data.columns.<output>=<column in your data>."
         )
+    if len(dataset) == 0:
+        raise StembedError(f"{where}: no rows. Check the file (it has only a header?) or the split.")
     mapped = dataset.map(
         lambda batch: {out: batch[src] for out, src in columns.items()}, batched=True, remove_columns=found
     )
