@@ -104,7 +104,7 @@ def train(cfg: DictConfig) -> float | None:
         trainer.train()
         final = run_evaluators(job.evaluators, model)
         tracker.log_metrics(final, step=trainer.state.global_step, prefix="final_")
-        check_not_diverged(model, final, job.args.learning_rate)  # NaN: the run ends FAILED
+        check_not_diverged(model, baseline, final, job.args.learning_rate)  # NaN: the run ends FAILED
         if not distributed.is_main_process():
             return None  # under torchrun, rank 0 saves the model, writes the card and logs
         model_dir = _save_model(model, job.run_dir / "model")

@@ -244,3 +244,37 @@ def test_database_is_locked_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tracking.retry_when_locked(flaky, 21) == 42 and len(calls) == 3
     with pytest.raises(ValueError, match="other"):
         tracking.retry_when_locked(lambda: (_ for _ in ()).throw(ValueError("other")))
+
+
+def test_what_a_sweep_job_returns_to_the_sweeper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The optimized metric; None (a failed Optuna trial) for an error or a NaN, which crash Optuna's
+    sweeper; in a single run the error propagates."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from stembed.config import conf_dir
+    from stembed.sweep import PARENT_ENV, run_job
+
+    monkeypatch.delenv(PARENT_ENV, raising=False)
+
+    def crash(cfg: object) -> float:
+        raise RuntimeError("out of memory")
+
+    for mode, expected in (("MULTIRUN", (0.5, None, None)), ("RUN", (0.5, "nan", RuntimeError))):
+        overrides = [
+            f"hydra.mode={mode}",
+            f"hydra.sweep.dir={tmp_path}",
+            "hydra.job.num=3",
+            "+experiment=demo",
+        ]
+        with initialize_config_dir(str(conf_dir()), version_base="1.3"):
+            cfg = compose("train", overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        assert run_job(lambda cfg: 0.5, cfg) == expected[0]
+        nan = run_job(lambda cfg: float("nan"), cfg)
+        assert nan is None if expected[1] is None else nan != nan
+        if expected[2] is None:
+            assert run_job(crash, cfg) is None
+        else:
+            with pytest.raises(RuntimeError, match="out of memory"):
+                run_job(crash, cfg)
