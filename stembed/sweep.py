@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from hydra.experimental.callback import Callback
 PARENT_ENV = "STEMBED_PARENT_RUN_ID"
 PARENT_FILE = ".stembed_parent_run_id"
 JOB_TAG = "stembed.sweep_job"
+MAX_JOBS = 50_000  # MLflow's largest page of search_runs
 log = logging.getLogger(__name__)
 
 
@@ -83,6 +85,7 @@ class MlflowSweepCallback(Callback):
         """Count the jobs, record the best one, end the parent (FAILED if no job finished or it stopped)."""
         if self.parent_id is None:
             return
+        from mlflow.entities import Metric, RunTag
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=self.uri)
@@ -90,22 +93,30 @@ class MlflowSweepCallback(Callback):
         os.environ.pop(PARENT_ENV, None)
         parent = client.get_run(parent_id)
         children = client.search_runs(
-            [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"
+            [parent.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+            max_results=MAX_JOBS,
         )
         finished = [c for c in children if c.info.status == "FINISHED"]
-        client.log_metric(parent_id, "sweep_jobs", len(children))
-        client.log_metric(parent_id, "sweep_jobs_finished", len(finished))
-        client.log_metric(parent_id, "sweep_jobs_failed", len(children) - len(finished))
+        failed = len(children) - len(finished)
+        metrics = {
+            "sweep_jobs": len(children),
+            "sweep_jobs_finished": len(finished),
+            "sweep_jobs_failed": failed,
+        }
+        tags = {"stembed.ended_by": "the sweep stopped before its last job"} if stopped else {}
         best = _best(finished, self.maximize)
         if best is not None:
             name = best.data.tags["stembed.primary_metric"]
-            client.set_tag(parent_id, "stembed.best_run_id", best.info.run_id)
-            client.set_tag(parent_id, "stembed.primary_metric", name)
-            client.log_metric(parent_id, name, best.data.metrics[name])
-        if stopped:
-            client.set_tag(parent_id, "stembed.ended_by", "the sweep stopped before its last job")
+            tags |= {"stembed.best_run_id": best.info.run_id, "stembed.primary_metric": name}
+            metrics[name] = best.data.metrics[name]
+        now = int(time.time() * 1000)
+        client.log_batch(
+            parent_id,
+            metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+            tags=[RunTag(key, value) for key, value in tags.items()],
+        )
         client.set_terminated(parent_id, "FINISHED" if finished and not stopped else "FAILED")
-        failed = len(children) - len(finished)
         print(
             f"stembed: sweep {parent_id}: {len(finished)} of {len(children)} jobs finished"
             + (f", {failed} failed" if failed else "")
