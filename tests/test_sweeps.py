@@ -198,21 +198,21 @@ def test_parent_run_found_without_the_environment(tmp_path: Path, monkeypatch: p
 
 
 def test_processes_opening_a_new_sqlite_store_at_once(tmp_path: Path) -> None:
-    """Three processes connect to one new store together: one schema, one experiment, no error."""
+    """Three processes connect to one new store together: one schema, one experiment, no error.
+    (Without stembed's lock, two of three typically fail: "duplicate column name", failed migration.)"""
     code = (
-        "import sys, time\n"
+        "import sys, time, pathlib\n"
         "import mlflow\n"
         "from stembed.tracking import Tracker\n"
-        "start = float(sys.argv[2])\n"
-        "time.sleep(max(0.0, start - time.time()))\n"
+        "print('ready', flush=True)\n"
+        "go = pathlib.Path(sys.argv[2])\n"
+        "while not go.exists(): time.sleep(0.001)\n"
         "print(Tracker(sys.argv[1], 'race').connect())\n"
     )
-    import time
-
-    uri, start = f"sqlite:///{tmp_path / 'mlflow.db'}", time.time() + 8
+    uri, go = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "go"
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", code, uri, str(start)],
+            [sys.executable, "-c", code, uri, str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -220,6 +220,8 @@ def test_processes_opening_a_new_sqlite_store_at_once(tmp_path: Path) -> None:
         )
         for _ in range(3)
     ]
+    assert [p.stdout.readline().strip() for p in processes] == ["ready"] * 3  # type: ignore[union-attr]
+    go.touch()  # all three start opening the store at once
     outputs = [p.communicate(timeout=120) for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], [err[-1500:] for _, err in outputs]
     assert len({out.strip() for out, _ in outputs}) == 1  # the same experiment id for all
