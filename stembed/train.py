@@ -216,7 +216,7 @@ def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:
             )
     from stembed.distributed import training_arguments as ddp_arguments
 
-    values = ddp_arguments(values)  # under torchrun on CPU: train together (use_cpu, gloo)
+    values = ddp_arguments(values)  # under torchrun: CPU processes train together, one GPU per rank
     try:
         return SentenceTransformerTrainingArguments(output_dir=str(output_dir), **values)
     except (ValueError, TypeError) as err:
