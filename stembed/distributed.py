@@ -53,16 +53,19 @@ def hydra_args(args: list[str]) -> list[str]:
 
 
 def training_arguments(values: dict[str, Any]) -> dict[str, Any]:
-    """SentenceTransformerTrainingArguments values adjusted for torchrun on CPU.
+    """SentenceTransformerTrainingArguments values adjusted for torchrun (called before the model loads).
 
-    transformers trains data-parallel on CPU only with `use_cpu=True` (and the gloo backend);
-    without them every process trains alone on all the data. Values set by the user are kept.
+    On GPUs each process is pinned to its own device (LOCAL_RANK), so the model loads and the
+    evaluators run there and not all on GPU 0. On CPU, transformers trains data-parallel only with
+    `use_cpu=True` (and the gloo backend); without them every process trains alone on all the data.
+    Values set by the user are kept.
     """
     if world_size() <= 1:
         return values
     import torch
 
     if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         return values
     return {"use_cpu": True, "ddp_backend": "gloo", **values}
 

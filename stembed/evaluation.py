@@ -106,8 +106,12 @@ def run_evaluators(evaluators: list[BaseEvaluator | None], model: Any) -> dict[s
     return metrics
 
 
-def check_not_diverged(model: Any, final: dict[str, float], learning_rate: float) -> None:
-    """Raise when training diverged: weights that are NaN/inf, or a NaN metric after training.
+def check_not_diverged(
+    model: Any, baseline: dict[str, float], final: dict[str, float], learning_rate: float
+) -> None:
+    """Raise when training diverged: weights that are NaN/inf, or a metric that was a number before
+    training and is NaN after it. (A metric that is NaN already before training, e.g. a correlation
+    over constant labels, says nothing about training.)
 
     transformers filters NaN losses out of its logged loss, so the weights are checked directly.
     """
@@ -115,13 +119,16 @@ def check_not_diverged(model: Any, final: dict[str, float], learning_rate: float
 
     import torch
 
+    def finite(value: Any) -> bool:
+        return isinstance(value, int | float) and math.isfinite(value)
+
     broken = [name for name, weights in model.named_parameters() if not torch.isfinite(weights).all()]
-    nan_metrics = sorted(k for k, v in final.items() if isinstance(v, float) and not math.isfinite(v))
+    nan_metrics = sorted(k for k, v in final.items() if not finite(v) and finite(baseline.get(k)))
     if not broken and not nan_metrics:
         return
     what = f"{len(broken)} weight tensor(s) hold NaN/inf (first: {broken[0]})" if broken else ""
     if nan_metrics:
-        what += ("; " if what else "") + f"metric(s) after training are NaN: {', '.join(nan_metrics[:5])}"
+        what += ("; " if what else "") + f"metric(s) NaN after training: {', '.join(nan_metrics[:5])}"
     raise StembedError(
         f"training diverged at trainer.learning_rate={learning_rate}: {what}. Lower "
         "trainer.learning_rate, add warmup (trainer.warmup_steps=0.1), keep trainer.max_grad_norm=1.0, "

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +28,7 @@ from hydra.experimental.callback import Callback
 PARENT_ENV = "STEMBED_PARENT_RUN_ID"
 PARENT_FILE = ".stembed_parent_run_id"
 JOB_TAG = "stembed.sweep_job"
+MAX_JOBS = 50_000  # MLflow's largest page of search_runs
 log = logging.getLogger(__name__)
 
 
@@ -38,42 +41,34 @@ class MlflowSweepCallback(Callback):
         self.maximize = True
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
-        from omegaconf import OmegaConf
 
         from stembed.distributed import is_main_process
+        from stembed.errors import EXIT_USAGE, StembedError
         from stembed.tracking import Tracker, mask_overrides, retry_when_locked
 
         if not is_main_process():
             return
-        tracker = Tracker.from_config(config.tracking, config.paths.output_root)
-        experiment_id = tracker.connect()
+        try:
+            tracker = Tracker.from_config(config.tracking, config.paths.output_root)
+            experiment_id = tracker.connect()
+        except StembedError as err:  # before any job: one paragraph, as for a single run
+            print(f"\nstembed: error: {err}\n", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
         client = MlflowClient(tracking_uri=tracker.uri)
         overrides = mask_overrides(list(config.hydra.overrides.task))
-        sweeper = str(config.hydra.sweeper.get("_target_", "")).rsplit(".", 1)[-1]
-        direction = OmegaConf.select(config, "hydra.sweeper.direction", default="maximize")
-        self.maximize = str(direction[0] if OmegaConf.is_list(direction) else direction) != "minimize"
+        params, self.maximize = _sweep_params(config, overrides)
+        tags = {
+            "stembed.sweep": "parent",
+            "stembed.sweeper": _class_name(config.hydra.sweeper),
+            "stembed.command": "stembed train -m " + " ".join(overrides),
+        }
         run = retry_when_locked(
-            client.create_run,
-            experiment_id,
-            run_name=f"sweep-{config.task_name}",
-            tags={
-                "stembed.sweep": "parent",
-                "stembed.sweeper": sweeper,
-                "stembed.command": "stembed train -m " + " ".join(overrides),
-            },
+            client.create_run, experiment_id, run_name=f"sweep-{config.task_name}", tags=tags
         )
         self.parent_id, self.uri = run.info.run_id, tracker.uri
-        params = {"sweep_overrides": " ".join(overrides), "sweep_direction": str(direction)}
-        if search_space := OmegaConf.select(config, "hydra.sweeper.params"):
-            params.update({f"sweep_params.{k}": str(v) for k, v in search_space.items()})
-        for key in ("n_trials", "sampler.seed"):
-            if (value := OmegaConf.select(config, f"hydra.sweeper.{key}")) is not None:
-                params[f"sweep_{key.replace('.', '_')}"] = str(value)
-        launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]
-        params["sweep_launcher"] = launcher
-        for key, value in params.items():
-            retry_when_locked(client.log_param, self.parent_id, key, value)
+        retry_when_locked(client.log_batch, self.parent_id, params=[Param(k, v) for k, v in params.items()])
         os.environ[PARENT_ENV] = self.parent_id
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -90,6 +85,7 @@ class MlflowSweepCallback(Callback):
         """Count the jobs, record the best one, end the parent (FAILED if no job finished or it stopped)."""
         if self.parent_id is None:
             return
+        from mlflow.entities import Metric, RunTag
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=self.uri)
@@ -97,22 +93,30 @@ class MlflowSweepCallback(Callback):
         os.environ.pop(PARENT_ENV, None)
         parent = client.get_run(parent_id)
         children = client.search_runs(
-            [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"
+            [parent.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+            max_results=MAX_JOBS,
         )
         finished = [c for c in children if c.info.status == "FINISHED"]
-        client.log_metric(parent_id, "sweep_jobs", len(children))
-        client.log_metric(parent_id, "sweep_jobs_finished", len(finished))
-        client.log_metric(parent_id, "sweep_jobs_failed", len(children) - len(finished))
+        failed = len(children) - len(finished)
+        metrics = {
+            "sweep_jobs": len(children),
+            "sweep_jobs_finished": len(finished),
+            "sweep_jobs_failed": failed,
+        }
+        tags = {"stembed.ended_by": "the sweep stopped before its last job"} if stopped else {}
         best = _best(finished, self.maximize)
         if best is not None:
             name = best.data.tags["stembed.primary_metric"]
-            client.set_tag(parent_id, "stembed.best_run_id", best.info.run_id)
-            client.set_tag(parent_id, "stembed.primary_metric", name)
-            client.log_metric(parent_id, name, best.data.metrics[name])
-        if stopped:
-            client.set_tag(parent_id, "stembed.ended_by", "the sweep stopped before its last job")
+            tags |= {"stembed.best_run_id": best.info.run_id, "stembed.primary_metric": name}
+            metrics[name] = best.data.metrics[name]
+        now = int(time.time() * 1000)
+        client.log_batch(
+            parent_id,
+            metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+            tags=[RunTag(key, value) for key, value in tags.items()],
+        )
         client.set_terminated(parent_id, "FINISHED" if finished and not stopped else "FAILED")
-        failed = len(children) - len(finished)
         print(
             f"stembed: sweep {parent_id}: {len(finished)} of {len(children)} jobs finished"
             + (f", {failed} failed" if failed else "")
@@ -131,14 +135,20 @@ def run_job(train: Callable[[Any], float | None], cfg: Any) -> float | None:
 
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         return train(cfg)
+    num = HydraConfig.get().job.num
     try:
-        return train(cfg)
+        value = train(cfg)
     except Exception as err:
-        num = HydraConfig.get().job.num
         log.error("job %s failed; the sweep goes on", num, exc_info=err)
         print(f"\nstembed: sweep job {num} failed ({err}); the sweep goes on.\n", file=sys.stderr)
         _record_failed_job(cfg, err)
         return None
+    if value is not None and math.isnan(value):  # e.g. a correlation over constant labels
+        print(
+            f"stembed: sweep job {num}: the optimized metric is NaN; returned as no value.", file=sys.stderr
+        )
+        return None  # Optuna's sweeper crashes on NaN (hydra#2237); None is a failed trial
+    return value
 
 
 def job_tags() -> dict[str, str]:
@@ -201,6 +211,29 @@ def _record_failed_job(cfg: Any, err: BaseException) -> None:
         retry_when_locked(client.set_terminated, run.info.run_id, "FAILED")
     except Exception as record_err:  # never hide the job's error behind a logging failure
         print(f"stembed: could not record the failed job in MLflow ({record_err}).", file=sys.stderr)
+
+
+def _sweep_params(config: Any, overrides: list[str]) -> tuple[dict[str, str], bool]:
+    """The parent run's params (overrides, launcher, an Optuna search space) and whether to maximise."""
+    from omegaconf import OmegaConf
+
+    direction = OmegaConf.select(config, "hydra.sweeper.direction", default="maximize")
+    first = direction[0] if OmegaConf.is_list(direction) else direction  # multi-objective: the first
+    params = {
+        "sweep_overrides": " ".join(overrides),
+        "sweep_launcher": _class_name(config.hydra.launcher),
+        "sweep_direction": str(getattr(first, "name", first)),
+    }
+    for key, value in (OmegaConf.select(config, "hydra.sweeper.params") or {}).items():
+        params[f"sweep_params.{key}"] = str(value)
+    for key in ("n_trials", "sampler.seed"):
+        if (value := OmegaConf.select(config, f"hydra.sweeper.{key}")) is not None:
+            params[f"sweep_{key.replace('.', '_')}"] = str(value)
+    return params, str(getattr(first, "name", first)) != "minimize"  # a string or Optuna's Direction enum
+
+
+def _class_name(node: Any) -> str:
+    return str(node.get("_target_", "")).rsplit(".", 1)[-1]
 
 
 def _best(runs: list[Any], maximize: bool) -> Any:

@@ -129,7 +129,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
         _train_resumably(trainer, job, stop)
         final = run_evaluators(job.evaluators, model)
         tracker.log_metrics(final, step=trainer.state.global_step, prefix="final_")
-        check_not_diverged(model, final, job.args.learning_rate)  # NaN: the run ends FAILED
+        check_not_diverged(model, baseline, final, job.args.learning_rate)  # NaN: the run ends FAILED
         if not distributed.is_main_process():
             return None  # under torchrun, rank 0 saves the model, writes the card and logs
         model_dir = _save_model(model, job.run_dir / "model")
@@ -297,7 +297,7 @@ def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:
         check_trainer_value(key, value, fields[key].type)
     from stembed.distributed import training_arguments as ddp_arguments
 
-    values = ddp_arguments(values)  # under torchrun on CPU: train together (use_cpu, gloo)
+    values = ddp_arguments(values)  # under torchrun: CPU processes train together, one GPU per rank
     auto_sampler = values.get("batch_sampler") == AUTO
     if auto_sampler:
         del values["batch_sampler"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -109,5 +110,9 @@ def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
         yield url
     finally:
         if server.poll() is None:
-            os.killpg(server.pid, 15)  # the server and the uvicorn worker it started
-            server.wait(timeout=30)
+            os.killpg(server.pid, signal.SIGTERM)  # the server and the uvicorn worker it started
+            try:
+                server.wait(timeout=3)
+            except subprocess.TimeoutExpired:  # a throwaway server need not shut down gracefully
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=30)

@@ -198,21 +198,21 @@ def test_parent_run_found_without_the_environment(tmp_path: Path, monkeypatch: p
 
 
 def test_processes_opening_a_new_sqlite_store_at_once(tmp_path: Path) -> None:
-    """Three processes connect to one new store together: one schema, one experiment, no error."""
+    """Three processes connect to one new store together: one schema, one experiment, no error.
+    (Without stembed's lock, two of three typically fail: "duplicate column name", failed migration.)"""
     code = (
-        "import sys, time\n"
+        "import sys, time, pathlib\n"
         "import mlflow\n"
         "from stembed.tracking import Tracker\n"
-        "start = float(sys.argv[2])\n"
-        "time.sleep(max(0.0, start - time.time()))\n"
+        "print('ready', flush=True)\n"
+        "go = pathlib.Path(sys.argv[2])\n"
+        "while not go.exists(): time.sleep(0.001)\n"
         "print(Tracker(sys.argv[1], 'race').connect())\n"
     )
-    import time
-
-    uri, start = f"sqlite:///{tmp_path / 'mlflow.db'}", time.time() + 8
+    uri, go = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "go"
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", code, uri, str(start)],
+            [sys.executable, "-c", code, uri, str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -220,6 +220,8 @@ def test_processes_opening_a_new_sqlite_store_at_once(tmp_path: Path) -> None:
         )
         for _ in range(3)
     ]
+    assert [p.stdout.readline().strip() for p in processes] == ["ready"] * 3  # type: ignore[union-attr]
+    go.touch()  # all three start opening the store at once
     outputs = [p.communicate(timeout=120) for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], [err[-1500:] for _, err in outputs]
     assert len({out.strip() for out, _ in outputs}) == 1  # the same experiment id for all
@@ -244,3 +246,37 @@ def test_database_is_locked_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tracking.retry_when_locked(flaky, 21) == 42 and len(calls) == 3
     with pytest.raises(ValueError, match="other"):
         tracking.retry_when_locked(lambda: (_ for _ in ()).throw(ValueError("other")))
+
+
+def test_what_a_sweep_job_returns_to_the_sweeper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The optimized metric; None (a failed Optuna trial) for an error or a NaN, which crash Optuna's
+    sweeper; in a single run the error propagates."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from stembed.config import conf_dir
+    from stembed.sweep import PARENT_ENV, run_job
+
+    monkeypatch.delenv(PARENT_ENV, raising=False)
+
+    def crash(cfg: object) -> float:
+        raise RuntimeError("out of memory")
+
+    for mode, expected in (("MULTIRUN", (0.5, None, None)), ("RUN", (0.5, "nan", RuntimeError))):
+        overrides = [
+            f"hydra.mode={mode}",
+            f"hydra.sweep.dir={tmp_path}",
+            "hydra.job.num=3",
+            "+experiment=demo",
+        ]
+        with initialize_config_dir(str(conf_dir()), version_base="1.3"):
+            cfg = compose("train", overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        assert run_job(lambda cfg: 0.5, cfg) == expected[0]
+        nan = run_job(lambda cfg: float("nan"), cfg)
+        assert nan is None if expected[1] is None else nan != nan
+        if expected[2] is None:
+            assert run_job(crash, cfg) is None
+        else:
+            with pytest.raises(RuntimeError, match="out of memory"):
+                run_job(crash, cfg)
