@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 
 EXIT_USAGE = 2
@@ -11,6 +12,11 @@ EXIT_INTERRUPTED = 130  # as a shell reports a Ctrl-C
 
 class StembedError(Exception):
     """A problem with the user's input or environment, reported without a traceback (exit code 2)."""
+
+
+def debug_requested() -> bool:
+    """Whether the user asked for tracebacks (`--debug`, STEMBED_DEBUG=1 or HYDRA_FULL_ERROR=1)."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("STEMBED_DEBUG") == "1"
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:

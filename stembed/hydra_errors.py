@@ -7,12 +7,11 @@ every other input error. Errors raised inside a running job keep Hydra's own rep
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from stembed.errors import EXIT_USAGE, StembedError, did_you_mean
+from stembed.errors import EXIT_USAGE, StembedError, debug_requested, did_you_mean
 
 # Set by stembed.train.job when the task function starts: later errors are the job's, not the config's.
 job_started = False
@@ -34,7 +33,7 @@ def install(args: list[str]) -> None:
         try:
             return func()
         except Exception as err:
-            message = None if job_started or _debug() else explain(err, _args)
+            message = None if job_started or debug_requested() else explain(err, _args)
             if message is None:
                 return original(_reraise(err))
             print(f"stembed: error: {message}", file=sys.stderr)
@@ -43,10 +42,6 @@ def install(args: list[str]) -> None:
     run_and_report.stembed = True  # type: ignore[attr-defined]
     utils_module.run_and_report = run_and_report
     hydra_module.run_and_report = run_and_report
-
-
-def _debug() -> bool:
-    return os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("STEMBED_DEBUG") == "1"
 
 
 def _reraise(err: Exception) -> Callable[[], Any]:

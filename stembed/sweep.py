@@ -180,9 +180,16 @@ def _record_failed_job(cfg: Any, err: BaseException) -> None:
 
     from hydra.core.hydra_config import HydraConfig
     from mlflow.tracking import MlflowClient
+    from omegaconf import OmegaConf
 
     from stembed.distributed import is_main_process
-    from stembed.tracking import mask_overrides, resolve_tracking_uri, retry_when_locked
+    from stembed.tracking import (
+        mask_overrides,
+        redact,
+        resolve_tracking_uri,
+        retry_when_locked,
+        secret_values,
+    )
 
     tags = job_tags()
     parent = tags.get("mlflow.parentRunId")
@@ -199,14 +206,16 @@ def _record_failed_job(cfg: Any, err: BaseException) -> None:
         overrides = mask_overrides(list(hydra_cfg.overrides.task))
         tags["stembed.overrides"] = json.dumps(overrides)
         tags["stembed.command"] = "stembed train " + " ".join(overrides)
-        tags["stembed.error"] = str(err)[:5000]
+        # Unresolved: the job's error may be an interpolation that does not resolve.
+        secrets = secret_values(OmegaConf.to_container(cfg, resolve=False))
+        tags["stembed.error"] = redact(str(err), secrets)[:5000]
         run = retry_when_locked(
             client.create_run,
             experiment_id,
             run_name=f"{cfg.task_name}-job{hydra_cfg.job.num}-failed",
             tags=tags,
         )
-        text = "".join(traceback.format_exception(err))
+        text = redact("".join(traceback.format_exception(err)), secrets)
         retry_when_locked(client.log_text, run.info.run_id, text, "error/traceback.txt")
         retry_when_locked(client.set_terminated, run.info.run_id, "FAILED")
     except Exception as record_err:  # never hide the job's error behind a logging failure

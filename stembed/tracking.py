@@ -93,6 +93,13 @@ def secret_values(
     return {value for value in found if len(value) >= 4}  # never mask trivial strings like "true"
 
 
+def redact(text: str, secrets: set[str]) -> str:
+    """text with each of these credential values replaced by ***."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 class Tracker:
     """One MLflow experiment in one store; opens a run per training job.
 
@@ -121,9 +128,7 @@ class Tracker:
 
     def redact(self, text: str) -> str:
         """text with every known credential value replaced by ***."""
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self.secrets)
 
     def _redacted(self, values: Mapping[str, str]) -> dict[str, str]:
         return {key: self.redact(str(value)) for key, value in values.items()}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import os
 import shlex
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from stembed.errors import EXIT_INTERRUPTED, EXIT_USAGE, StembedError, did_you_mean
+from stembed.errors import EXIT_INTERRUPTED, EXIT_USAGE, StembedError, debug_requested, did_you_mean
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -77,7 +76,7 @@ def job(cfg: DictConfig) -> float | None:
 
 
 def _exit_with(err: StembedError) -> NoReturn:
-    if os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("STEMBED_DEBUG") == "1":
+    if debug_requested():
         raise err
     print(f"\nstembed: error: {err}\n", file=sys.stderr)
     sys.exit(EXIT_USAGE)
@@ -213,7 +212,7 @@ def prepare(cfg: DictConfig) -> Job:
     in_batch = uses_in_batch_negatives(loss)
     min_score = data.stats.get("positive_min_score", 0.5)
     train_dataset = fit_to_loss(data.train, loss, data.label_column, min_score)
-    check_loss_inputs(train_dataset, loss, data.label_column if not in_batch else None)
+    check_loss_inputs(train_dataset, loss, data.label_column)
     eval_pairs = data.eval_pairs
     eval_dataset = (
         fit_to_loss(eval_pairs, loss, data.label_column, min_score) if eval_pairs is not None else None

@@ -51,6 +51,11 @@ def _hash_frame(frame: pd.DataFrame) -> bytes:
     return pd.util.hash_pandas_object(frame, index=False).values.tobytes() + ",".join(frame.columns).encode()
 
 
+def text_columns(dataset: Dataset) -> list[str]:
+    """The columns that hold texts (everything but a label column)."""
+    return [c for c in dataset.column_names if c not in LABEL_COLUMNS]
+
+
 def file_format(path: Path) -> str | None:
     """csv/tsv/jsonl/json/parquet from the suffix (a trailing .gz is allowed), or None."""
     suffixes = [s.lower() for s in path.suffixes]
@@ -160,7 +165,7 @@ def _clean(dataset: Dataset, where: str) -> Dataset:
     """Drop rows with an empty text; make the label float32; fail on non-numeric labels."""
     from datasets import Value
 
-    texts = [c for c in dataset.column_names if c not in LABEL_COLUMNS]
+    texts = text_columns(dataset)
     dataset = dataset.filter(lambda row: all(isinstance(row[c], str) and row[c].strip() for c in texts))
     for column in (c for c in dataset.column_names if c in LABEL_COLUMNS):
         try:

@@ -17,7 +17,7 @@ from stembed.errors import StembedError
 if TYPE_CHECKING:
     from datasets import Dataset
 
-from stembed.data.loading import LABEL_COLUMNS
+from stembed.data.loading import text_columns
 
 TRUNCATION_SAMPLE = 2000  # texts tokenized to estimate the truncated share
 
@@ -29,11 +29,6 @@ class Finding:
     name: str
     count: float
     message: str
-
-
-def text_columns(dataset: Dataset) -> list[str]:
-    """The columns that hold texts (everything but the label)."""
-    return [c for c in dataset.column_names if c not in LABEL_COLUMNS]
 
 
 def check_training_data(
