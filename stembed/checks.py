@@ -12,7 +12,7 @@ def check_config(cfg: Any, multirun: bool) -> None:
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise StembedError(f"seed={cfg.seed}: must be a whole number, e.g. seed=42.")
     trainer = cfg.trainer
-    if trainer.get("bf16") and trainer.get("fp16"):
+    if trainer.get("bf16") is True and trainer.get("fp16"):
         raise StembedError(
             "trainer.bf16=true and trainer.fp16=true: pick one mixed-precision mode "
             "(trainer.bf16=true on CPUs and GPUs that support it, else trainer.fp16=true on GPUs)."

@@ -99,6 +99,7 @@ class Job:
     eval_dataset: Dataset | None
     evaluators: list[BaseEvaluator | None]  # [eval split, test split]
     findings: list[Finding]  # sanity-check warnings
+    sampler: str  # the batch sampler, e.g. "no_duplicates, group_by_length"
     resume_from: Path | None = None  # the checkpoint a resumed run continues from
 
 
@@ -111,6 +112,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
     from stembed import distributed, sweep
     from stembed.evaluation import check_not_diverged, run_evaluators
     from stembed.model_card import add_stembed_section
+    from stembed.throughput import count_tokens, throughput_metrics
 
     model, tracker, data = job.loaded.model, job.tracker, job.data
     tags = _run_tags(cfg, job)
@@ -124,8 +126,11 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
         primary = _primary_metric(cfg.get("optimized_metric"), job.evaluators[0], baseline)
         if primary:
             tracker.set_primary_metric("final_" + primary)
+        tokens = count_tokens(model)
         trainer = _trainer(job, stop)
-        _train_resumably(trainer, job, stop)
+        runtime = _train_resumably(trainer, job, stop)
+        speed = throughput_metrics(tokens, model, runtime)
+        tracker.log_metrics(speed, step=trainer.state.global_step)
         final = run_evaluators(job.evaluators, model)
         tracker.log_metrics(final, step=trainer.state.global_step, prefix="final_")
         check_not_diverged(model, baseline, final, job.args.learning_rate)  # NaN: the run ends FAILED
@@ -149,16 +154,16 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
             card, job.run_dir / ".hydra", resolved, model, bool(cfg.tracking.log_model)
         )
     elapsed = time.perf_counter() - started
-    _print_summary(run_id, tracker, baseline, final, primary, model_dir, model_uri, elapsed)
+    _print_summary(run_id, tracker, baseline, final, primary, model_dir, model_uri, elapsed, speed)
     return float(final[primary]) if primary else None
 
 
-def _train_resumably(trainer: Any, job: Job, stop: GracefulStop | None) -> None:
-    """trainer.train(); on a stop signal or a crash, record the newest checkpoint so the run can resume."""
+def _train_resumably(trainer: Any, job: Job, stop: GracefulStop | None) -> float:
+    """trainer.train() -> its runtime in seconds; on a stop or a crash, record the newest checkpoint."""
     from stembed.resume import CHECKPOINT_TAG, latest_checkpoint
 
     try:
-        trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+        output = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
     except BaseException:
         if checkpoint := latest_checkpoint(Path(job.args.output_dir)):
             with contextlib.suppress(Exception):  # never hide the original error
@@ -173,6 +178,7 @@ def _train_resumably(trainer: Any, job: Job, stop: GracefulStop | None) -> None:
             file=sys.stderr,
         )
         raise KeyboardInterrupt(f"signal {stop.signal}")
+    return float(output.metrics.get("train_runtime", 0.0))
 
 
 def prepare(cfg: DictConfig) -> Job:
@@ -221,6 +227,7 @@ def prepare(cfg: DictConfig) -> Job:
     if args.batch_sampler == AUTO:
         args.batch_sampler = "no_duplicates" if in_batch else "batch_sampler"
     deduplicated = args.batch_sampler != "batch_sampler"
+    sampler = _group_by_length(args, loaded.model)
     findings = check_training_data(
         train_dataset, data.eval, data.label_column, in_batch, deduplicated, loaded.model
     )
@@ -247,8 +254,21 @@ def prepare(cfg: DictConfig) -> Job:
         eval_dataset=eval_dataset,
         evaluators=evaluators,
         findings=findings,
+        sampler=sampler,
         resume_from=resume_from,
     )
+
+
+def _group_by_length(args: Any, model: SentenceTransformer) -> str:
+    """Apply trainer.train_sampling_strategy=group_by_length to the batch sampler; return its name."""
+    from stembed.data.batching import GROUP_BY_LENGTH, length_grouped
+
+    name = str(getattr(args.batch_sampler, "value", args.batch_sampler))
+    # Other samplers (group_by_label, a custom class) decide batches themselves and stay as they are.
+    if args.train_sampling_strategy != GROUP_BY_LENGTH or name not in ("batch_sampler", "no_duplicates"):
+        return name
+    args.batch_sampler = length_grouped(no_duplicates=name == "no_duplicates", model=model)
+    return f"{name}, {GROUP_BY_LENGTH}"
 
 
 def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
@@ -282,8 +302,9 @@ def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:
     from sentence_transformers import SentenceTransformerTrainingArguments
 
     from stembed.checks import check_trainer_value
+    from stembed.throughput import resolve_bf16
 
-    values = OmegaConf.to_container(trainer_cfg, resolve=True)
+    values = resolve_bf16(OmegaConf.to_container(trainer_cfg, resolve=True))  # bf16=auto
     fields = {f.name: f for f in dataclasses.fields(SentenceTransformerTrainingArguments) if f.init}
     for key, value in values.items():
         if key not in fields or key == "output_dir":
@@ -362,7 +383,7 @@ def _run_tags(cfg: DictConfig, job: Job) -> dict[str, str]:
         "stembed.data_source": data.source,
         "stembed.data_fingerprint": data.fingerprint,
         RUN_DIR_TAG: str(job.run_dir.resolve()),
-        "stembed.batch_sampler": str(getattr(job.args.batch_sampler, "value", job.args.batch_sampler)),
+        "stembed.batch_sampler": job.sampler,
         "mlflow.note.content": f"Reproduce: `{job.command}`",
     }
     if job.findings:
@@ -401,11 +422,16 @@ def _primary_metric(name: str | None, evaluator: Any, baseline: dict[str, float]
     return key
 
 
-def _print_summary(run_id, tracker, baseline, final, primary, model_dir, model_uri, seconds) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(run_id, tracker, baseline, final, primary, model_dir, model_uri, seconds, speed) -> None:  # type: ignore[no-untyped-def]
     lines = [f"\nstembed: run {run_id} FINISHED in {seconds:.0f} s"]
     if primary:
         before = baseline[primary]
         lines.append(f"  {primary}: {before:.4f} -> {final[primary]:.4f} ({final[primary] - before:+.4f})")
+    if speed:
+        lines.append(
+            f"  speed:  {speed['train_tokens_per_second']:.0f} tokens/s, "
+            f"{speed['train_padding_efficiency']:.0%} of them real (the rest padding)"
+        )
     lines += [
         f"  model:  {model_dir}  ({model_uri})",
         f"  card:   {model_dir / 'README.md'}",
