@@ -23,7 +23,7 @@ def check_config(cfg: Any, multirun: bool) -> None:
             "pick the best model by. Set trainer.eval_strategy=epoch (or steps), or drop "
             "load_best_model_at_end."
         )
-    if cfg.get("optimized_metric") and not cfg.get("evaluator"):
+    if cfg.get("optimized_metric") and evaluator_disabled(cfg.get("evaluator")):
         raise StembedError(
             f"optimized_metric={cfg.optimized_metric} with evaluator=none: no evaluator reports it. "
             "Pick an evaluator (evaluator=similarity|binary|retrieval|label_retrieval) or drop "
@@ -41,6 +41,11 @@ def check_config(cfg: Any, multirun: bool) -> None:
             f"resume={cfg.resume} with -m: a sweep cannot resume one run. Resume it alone: "
             f"stembed resume {cfg.resume}."
         )
+
+
+def evaluator_disabled(evaluator: Any) -> bool:
+    """evaluator=none: an empty group, or `_target_: null` under an experiment's evaluator keys."""
+    return not evaluator or ("_target_" in evaluator and evaluator["_target_"] is None)
 
 
 def check_trainer_value(key: str, value: Any, field_type: Any) -> None:

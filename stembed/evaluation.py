@@ -63,7 +63,9 @@ def build_evaluator(cfg: Any, eval_dataset: Dataset | None, test: bool = False) 
 
     With test=True the evaluator is named `evaluator.test_name` (default "test").
     """
-    if not cfg:
+    from stembed.checks import evaluator_disabled
+
+    if evaluator_disabled(cfg):
         return None
     if eval_dataset is None:
         raise StembedError(
