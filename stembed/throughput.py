@@ -2,7 +2,8 @@
 
 A forward pre-hook on the model's first module counts the attention masks of every training
 batch (real tokens = mask sum, padded = mask size), whatever the batch sampler or the number of
-dataloader workers. Evaluation passes (model.eval()) are not counted.
+dataloader workers. Evaluation passes (model.eval()) are not counted. The FLOP/s figures are
+estimates for transformer encoders, to compare with `matmul_tflops()` on the same machine.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ class TokenCounter:
         if not module.training or not args or not isinstance(args[0], dict):
             return
         mask = args[0].get("attention_mask")
-        if mask is None:
+        if mask is None:  # no padding (StaticEmbedding: one flat tensor of token ids per batch)
+            tokens = args[0].get("input_ids")
+            count = int(tokens.numel()) if tokens is not None else 0
+            self.real += count
+            self.padded += count
             return
         batch, length = mask.shape
         self.real += int(mask.sum())

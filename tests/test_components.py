@@ -72,3 +72,5 @@ def test_evaluator_configs_build_from_eval_data(option: str, class_name: str, me
 
 def test_no_evaluator() -> None:
     assert build_evaluator(compose_train("evaluator=none").evaluator, None) is None
+    # evaluator=none also switches off an experiment's evaluator keys (name, test_name)
+    assert build_evaluator(compose_train("+experiment=stsb", "evaluator=none").evaluator, None) is None
