@@ -261,11 +261,14 @@ def prepare(cfg: DictConfig) -> Job:
 
 def _group_by_length(args: Any, model: SentenceTransformer) -> str:
     """Apply trainer.train_sampling_strategy=group_by_length to the batch sampler; return its name."""
-    from stembed.data.batching import GROUP_BY_LENGTH, length_grouped
+    from stembed.data.batching import GROUP_BY_LENGTH, length_grouped, pads_batches
 
     name = str(getattr(args.batch_sampler, "value", args.batch_sampler))
-    # Other samplers (group_by_label, a custom class) decide batches themselves and stay as they are.
+    # Other samplers (group_by_label, a custom class) decide batches themselves and stay as they are;
+    # a model that does not pad (StaticEmbedding) has nothing to gain.
     if args.train_sampling_strategy != GROUP_BY_LENGTH or name not in ("batch_sampler", "no_duplicates"):
+        return name
+    if not pads_batches(model):
         return name
     args.batch_sampler = length_grouped(no_duplicates=name == "no_duplicates", model=model)
     return f"{name}, {GROUP_BY_LENGTH}"

@@ -107,3 +107,14 @@ def test_token_counter_counts_training_batches_only() -> None:
     metrics = throughput_metrics(counter, model, seconds=2.0)  # type: ignore[arg-type]
     assert metrics["train_padding_efficiency"] == 5 / 8 and metrics["train_tokens_per_second"] == 2.5
     assert metrics["train_useful_tflops"] == pytest.approx(6 * 20 * 5 / 2 / 1e12)
+
+
+def test_only_models_that_pad_get_length_groups() -> None:
+    from stembed.data.batching import pads_batches
+    from stembed.models import load_model, tiny_static_model
+
+    assert not pads_batches(tiny_static_model())
+    cfg = {"name_or_path": "sentence-transformers/all-MiniLM-L6-v2", "max_seq_length": 256}
+    from omegaconf import OmegaConf
+
+    assert pads_batches(load_model(OmegaConf.create(cfg)).model)

@@ -137,6 +137,11 @@ def _row_texts(dataset: Dataset) -> list[frozenset[str]]:
     return [frozenset(map(str, values)) for values in zip(*columns, strict=True)]
 
 
+def pads_batches(model: SentenceTransformer) -> bool:
+    """Whether the model pads a batch to its longest text (transformers do; StaticEmbedding does not)."""
+    return "attention_mask" in model.preprocess(["a", "a a a"])
+
+
 def length_grouped(no_duplicates: bool, model: SentenceTransformer | None = None) -> Any:
     """The `batch_sampler` callable for SentenceTransformerTrainingArguments.
 
