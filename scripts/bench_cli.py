@@ -11,11 +11,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from benchlib import ENV, print_table
+from benchlib import ENV, STEMBED, print_table
 
-STEMBED = str(Path(sys.executable).with_name("stembed"))
 HEAVY = ("torch", "transformers", "sentence_transformers", "mlflow", "datasets")
 COMMANDS = {  # name -> (arguments, target seconds)
     "stembed --help": (["--help"], 0.5),

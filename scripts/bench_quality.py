@@ -9,15 +9,12 @@ Usage: .venv/bin/python scripts/bench_quality.py [--data ../shared/data] [--only
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-STEMBED = str(Path(sys.executable).with_name("stembed"))
+from benchlib import print_table, stembed_train
 
 
 @dataclass
@@ -69,32 +66,10 @@ def rows(data: Path) -> list[Row]:
 
 
 def run(row: Row, workdir: Path, scale: float) -> dict[str, str]:
-    from mlflow.tracking import MlflowClient
-
-    store = f"sqlite:///{workdir / 'bench.db'}"
     steps = max(1, round(row.steps * scale))
-    args = [
-        f"+experiment={row.preset}",
-        *row.overrides,
-        f"trainer.max_steps={steps}",
-        "trainer.eval_strategy=no",
-        "trainer.save_strategy=no",
-        "trainer.logging_steps=25",
-        "trainer.disable_tqdm=true",
-        "tracking.log_model=false",
-        f"tracking.uri={store}",
-        f"paths.output_root={workdir / 'outputs'}",
-    ]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    started = time.perf_counter()
-    result = subprocess.run([STEMBED, "train", *args], capture_output=True, text=True, env=env, check=False)
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{row.preset} failed:\n{result.stderr[-3000:]}")
-    client = MlflowClient(tracking_uri=store)
-    experiment = client.get_experiment_by_name(row.preset)
-    run_ = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])[0]
-    metrics, params = run_.data.metrics, run_.data.params
+    overrides = [f"+experiment={row.preset}", *row.overrides, f"trainer.max_steps={steps}"]
+    wall, run_data = stembed_train([*overrides, "tracking.log_model=false"], workdir)
+    metrics, params = run_data.metrics, run_data.params
     before, after = metrics[f"baseline_{row.metric}"], metrics[f"final_{row.metric}"]
     batch = int(params["trainer.per_device_train_batch_size"])
     return {
@@ -129,11 +104,7 @@ def main() -> None:
         for row in selected:
             results.append(run(row, Path(tmp), options.scale))
             print(" | ".join(results[-1].values()), flush=True)
-    columns = list(results[0])
-    print("\n| " + " | ".join(columns) + " |")
-    print("|" + "---|" * len(columns))
-    for result in results:
-        print("| " + " | ".join(result.values()) + " |")
+    print_table(results)
     for row in selected:
         if row.known_flaw:
             print(f"\n{row.preset}: faithful to a flawed reference ({row.known_flaw}).")

@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-STEMBED = str(Path(sys.executable).with_name("stembed"))
+from benchlib import STEMBED
+
 GRID = ["loss=cosine,cosent", "trainer.learning_rate=0.1,0.5"]
 LAUNCHERS = {
     "basic (1 job at a time)": [],

@@ -44,7 +44,7 @@ def throughput(work: Path, n_pairs: int, batch_size: int = 32) -> list[dict[str,
     train_csv = write_pairs(data.train, work / "it_train.csv")
     _, plain = plain_train(train_csv, work / "plain_it", steps=steps, batch_size=batch_size)
     plain_f1 = _macro_f1(evaluate(work / "plain_it" / "model", overrides))
-    _, ours = stembed_train([*overrides, f"trainer.max_steps={steps}", NO_MODEL_LOG], work)
+    ours = stembed_train([*overrides, f"trainer.max_steps={steps}", NO_MODEL_LOG], work)[1].metrics
     ours_f1 = ours["final_it-tickets_macro_f1"]
     peak = matmul_tflops(size=2048, seconds=3.0)
 
@@ -114,7 +114,7 @@ def quality(work: Path, steps: int, batch_size: int = 16) -> list[dict[str, str]
     _, plain = plain_train(
         train_csv, work / "plain_stsb", steps=steps, batch_size=batch_size, warmup_ratio=0.1, test=test_csv
     )
-    _, ours = stembed_train([*overrides, f"trainer.max_steps={steps}", NO_MODEL_LOG], work)
+    ours = stembed_train([*overrides, f"trainer.max_steps={steps}", NO_MODEL_LOG], work)[1].metrics
     plain_s, ours_s = plain["test_spearman_cosine"], ours["final_sts-test_spearman_cosine"]
     speedup = ours["train_samples_per_second"] / plain["train_samples_per_second"]
     return [

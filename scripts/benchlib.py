@@ -36,8 +36,11 @@ def run(command: list[str]) -> tuple[float, str]:
     return wall, result.stdout
 
 
-def stembed_train(overrides: list[str], workdir: Path) -> tuple[float, dict[str, float]]:
-    """(wall seconds, the run's MLflow metrics) of `stembed train OVERRIDES` with a store in workdir."""
+def stembed_train(overrides: list[str], workdir: Path) -> tuple[float, Any]:
+    """(wall seconds, the run's MLflow data: .metrics, .params) of `stembed train OVERRIDES`.
+
+    Evaluation and checkpoints during training are off; the MLflow store lives in workdir.
+    """
     from mlflow.tracking import MlflowClient
 
     store = f"sqlite:///{workdir / 'mlflow.db'}"
@@ -57,7 +60,7 @@ def stembed_train(overrides: list[str], workdir: Path) -> tuple[float, dict[str,
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    return wall, dict(runs[0].data.metrics)
+    return wall, runs[0].data
 
 
 def plain_train(train_csv: Path, output: Path, **options: Any) -> tuple[float, dict[str, float]]:

@@ -266,9 +266,11 @@ def _group_by_length(args: Any, model: SentenceTransformer) -> str:
     name = str(getattr(args.batch_sampler, "value", args.batch_sampler))
     # Other samplers (group_by_label, a custom class) decide batches themselves and stay as they are;
     # a model that does not pad (StaticEmbedding) has nothing to gain.
-    if args.train_sampling_strategy != GROUP_BY_LENGTH or name not in ("batch_sampler", "no_duplicates"):
-        return name
-    if not pads_batches(model):
+    if (
+        args.train_sampling_strategy != GROUP_BY_LENGTH
+        or name not in ("batch_sampler", "no_duplicates")
+        or not pads_batches(model)
+    ):
         return name
     args.batch_sampler = length_grouped(no_duplicates=name == "no_duplicates", model=model)
     return f"{name}, {GROUP_BY_LENGTH}"

@@ -29,18 +29,18 @@ GROUP_BY_LENGTH = "group_by_length"  # trainer.train_sampling_strategy value
 
 
 class TokenLengths:
-    """Token counts of texts, as the model's tokenizer truncates them (picklable, for checkpoints)."""
+    """Token counts of texts, cut at the model's max_seq_length (picklable, for checkpoints)."""
 
     def __init__(self, tokenizer: Any, max_length: int | None) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
 
     def __call__(self, texts: list[str]) -> list[int]:
-        limit = self.max_length or 1 << 30
-        if hasattr(self.tokenizer, "encode_batch"):  # a bare `tokenizers.Tokenizer` (StaticEmbedding)
-            return [min(len(e.ids), limit) for e in self.tokenizer.encode_batch(texts)]
-        encoded = self.tokenizer(texts, truncation=self.max_length is not None, max_length=self.max_length)
-        return [len(ids) for ids in encoded["input_ids"]]
+        from stembed.data.sanity import token_lengths
+
+        limit = self.max_length if isinstance(self.max_length, int) else None  # StaticEmbedding: inf
+        lengths = token_lengths(self.tokenizer, texts)
+        return lengths if limit is None else [min(n, limit) for n in lengths]
 
 
 def row_lengths(dataset: Dataset, lengths: Callable[[list[str]], list[int]] | None = None) -> np.ndarray:
