@@ -48,10 +48,20 @@ def evaluator_disabled(evaluator: Any) -> bool:
     return not evaluator or ("_target_" in evaluator and evaluator["_target_"] is None)
 
 
+# trainer.train_sampling_strategy values stembed acts on (stembed.train._length_batching)
+SAMPLING_STRATEGIES = ("auto", "split_by_length", "group_by_length", "random")
+
+
 def check_trainer_value(key: str, value: Any, field_type: Any) -> None:
     """A trainer value of the wrong type (`trainer.learning_rate=fast`) fails here, naming the key."""
     if key.endswith("batch_size") and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
         raise StembedError(f"trainer.{key}={value}: must be a positive whole number, e.g. trainer.{key}=16.")
+    if key == "train_sampling_strategy" and value not in SAMPLING_STRATEGIES:
+        raise StembedError(
+            f"trainer.train_sampling_strategy={value}: stembed knows {', '.join(SAMPLING_STRATEGIES)} "
+            "(sentence-transformers ignores the field's other transformers values). auto picks "
+            "split_by_length or group_by_length for the loss; random keeps the library's batches as they are."
+        )
     expected = {bool: ("true or false", "true"), int: ("a whole number", "10"), float: ("a number", "0.1")}
     if value is None or field_type not in expected:
         return

@@ -227,7 +227,7 @@ def prepare(cfg: DictConfig) -> Job:
     if args.batch_sampler == AUTO:
         args.batch_sampler = "no_duplicates" if in_batch else "batch_sampler"
     deduplicated = args.batch_sampler != "batch_sampler"
-    sampler = _group_by_length(args, loaded.model)
+    sampler = _length_batching(args, loaded.model, loss)
     findings = check_training_data(
         train_dataset, data.eval, data.label_column, in_batch, deduplicated, loaded.model
     )
@@ -259,21 +259,34 @@ def prepare(cfg: DictConfig) -> Job:
     )
 
 
-def _group_by_length(args: Any, model: SentenceTransformer) -> str:
-    """Apply trainer.train_sampling_strategy=group_by_length to the batch sampler; return its name."""
+def _length_batching(args: Any, model: SentenceTransformer, loss: nn.Module) -> str:
+    """Resolve trainer.train_sampling_strategy once the loss is known; return the sampler's name.
+
+    auto: split_by_length for losses that are a mean of per-row terms (the library's batches,
+    computed in length-sorted pieces: the same gradient), else group_by_length. Models that pad
+    nothing (StaticEmbedding) keep their batches as they are.
+    """
     from stembed.data.batching import GROUP_BY_LENGTH, length_grouped, pads_batches
+    from stembed.length_split import SPLIT_BY_LENGTH, splits_exactly
 
     name = str(getattr(args.batch_sampler, "value", args.batch_sampler))
-    # Other samplers (group_by_label, a custom class) decide batches themselves and stay as they are;
-    # a model that does not pad (StaticEmbedding) has nothing to gain.
-    if (
-        args.train_sampling_strategy != GROUP_BY_LENGTH
-        or name not in ("batch_sampler", "no_duplicates")
-        or not pads_batches(model)
-    ):
-        return name
-    args.batch_sampler = length_grouped(no_duplicates=name == "no_duplicates", model=model)
-    return f"{name}, {GROUP_BY_LENGTH}"
+    strategy = args.train_sampling_strategy
+    if strategy == SPLIT_BY_LENGTH and not splits_exactly(loss):
+        raise StembedError(
+            f"trainer.train_sampling_strategy={SPLIT_BY_LENGTH}: {type(loss).__name__} is not a mean of "
+            "per-row terms (in-batch negatives or batch-wide ranking), so a batch cannot be computed in "
+            f"pieces. Use trainer.train_sampling_strategy={GROUP_BY_LENGTH} (or auto) with this loss."
+        )
+    if strategy == AUTO:
+        strategy = SPLIT_BY_LENGTH if splits_exactly(loss) else GROUP_BY_LENGTH
+    # Other samplers (group_by_label, a custom class) decide batches themselves and stay as they are.
+    regroupable = name in ("batch_sampler", "no_duplicates")
+    if not pads_batches(model) or (strategy == GROUP_BY_LENGTH and not regroupable):
+        strategy = "random"
+    args.train_sampling_strategy = strategy
+    if strategy == GROUP_BY_LENGTH:
+        args.batch_sampler = length_grouped(no_duplicates=name == "no_duplicates", model=model)
+    return f"{name}, {strategy}" if strategy in (GROUP_BY_LENGTH, SPLIT_BY_LENGTH) else name
 
 
 def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
@@ -338,10 +351,13 @@ def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:
 def _trainer(job: Job, stop: GracefulStop | None) -> Any:
     from sentence_transformers import SentenceTransformerTrainer
 
+    from stembed.length_split import SPLIT_BY_LENGTH, LengthSplitTrainer
+
     callbacks = [job.tracker.trainer_callback()]
     if stop is not None:
         callbacks.append(stop.trainer_callback())
-    return SentenceTransformerTrainer(
+    split = job.args.train_sampling_strategy == SPLIT_BY_LENGTH
+    return (LengthSplitTrainer if split else SentenceTransformerTrainer)(
         model=job.loaded.model,
         args=job.args,
         train_dataset=job.train_dataset,

