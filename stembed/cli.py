@@ -277,9 +277,9 @@ def _exit_now(code: int | str | None) -> None:
     """Exit as Python would, but skip freeing every object one by one at shutdown.
 
     After torch has been used, that teardown takes 2-3 s of a run's wall time (measured in
-    scripts/bench_overhead.py) and does nothing a finished process needs: non-daemon threads are
-    still waited for, the atexit handlers run (MLflow, the sweep's parent run), logs and output
-    streams are flushed.
+    scripts/bench_overhead.py) and does nothing a finished process needs. What it does that matters
+    still happens, in Python's own order: thread pools are shut down and non-daemon threads waited
+    for, the atexit handlers run (MLflow, the sweep's parent run), logs and output streams are flushed.
     """
     import atexit
     import logging
@@ -291,9 +291,7 @@ def _exit_now(code: int | str | None) -> None:
     code = code or 0
     if "torch" not in sys.modules:  # nothing slow to skip (--help, config commands)
         sys.exit(code)
-    for thread in threading.enumerate():  # as Python's own shutdown: wait for non-daemon threads
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    threading._shutdown()  # type: ignore[attr-defined]  # Python's first step of finalizing
     atexit._run_exitfuncs()
     logging.shutdown()
     sys.stdout.flush()
