@@ -9,13 +9,18 @@ same held-out tickets (macro-F1).
 Quality: the `stsb` preset on real STS-B at the plain script's budget (same steps, batch, learning
 rate, warmup); sts-test spearman of each.
 
-Usage: .venv/bin/python scripts/bench_train.py [--it-pairs 1600] [--stsb-steps 300]
+With --seeds 42,43,44 every training run is repeated with each seed on both sides; quality is then
+the mean (± standard deviation) over the seeds and speed the median, so a difference can be read
+against the seed-to-seed spread.
+
+Usage: .venv/bin/python scripts/bench_train.py [--it-pairs 1600] [--stsb-steps 300] [--seeds 42]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,7 +39,7 @@ from benchlib import (
 NO_MODEL_LOG = "tracking.log_model=false"
 
 
-def throughput(work: Path, n_pairs: int, batch_size: int = 32) -> list[dict[str, str]]:
+def throughput(work: Path, n_pairs: int, seeds: list[int], batch_size: int = 32) -> list[dict[str, str]]:
     """Rows: speed-up (target >= 2.5x at equal or better macro-F1) and FLOP/s efficiency."""
     from stembed.throughput import matmul_tflops
 
@@ -42,17 +47,29 @@ def throughput(work: Path, n_pairs: int, batch_size: int = 32) -> list[dict[str,
     data = compose_data(overrides)
     steps = math.ceil(len(data.train) / batch_size)  # one epoch: every pair once on each side
     train_csv = write_pairs(data.train, work / "it_train.csv")
-    _, plain = plain_train(train_csv, work / "plain_it", steps=steps, batch_size=batch_size)
-    plain_f1 = _macro_f1(evaluate(work / "plain_it" / "model", overrides))
-    ours = stembed_train([*overrides, f"trainer.max_steps={steps}", NO_MODEL_LOG], work)[1].metrics
-    ours_f1 = ours["final_it-tickets_macro_f1"]
+    plain_runs, plain_f1, our_runs, our_f1 = [], [], [], []
+    for seed in seeds:
+        output = work / f"plain_it_{seed}"
+        plain_runs.append(plain_train(train_csv, output, steps=steps, batch_size=batch_size, seed=seed)[1])
+        plain_f1.append(_macro_f1(evaluate(output / "model", overrides)))
+        run = [*overrides, f"trainer.max_steps={steps}", *_training_seed(seed), NO_MODEL_LOG]
+        our_runs.append(stembed_train(run, work)[1].metrics)
+        our_f1.append(our_runs[-1]["final_it-tickets_macro_f1"])
+        print(
+            f"  IT tickets, seed {seed}: macro-F1 plain {plain_f1[-1]:.4f}, stembed {our_f1[-1]:.4f}",
+            flush=True,
+        )
+    plain, ours = (
+        _median_run(plain_runs, "train_samples_per_second"),
+        _median_run(our_runs, "train_samples_per_second"),
+    )
     peak = matmul_tflops(size=2048, seconds=3.0)
 
     ours_runtime = ours["train_tokens"] / ours["train_tokens_per_second"]
     useful_flops = ours["train_useful_tflops"] * ours_runtime  # the same pairs: the same useful work
     speedup = ours["train_samples_per_second"] / plain["train_samples_per_second"]
     random_share = _random_batch_real_share(data.train, batch_size)
-    budget = f"{steps} steps x {batch_size}, IT tickets"
+    budget = f"{steps} steps x {batch_size}, IT tickets{_seeds_note(seeds)}"
     return [
         {
             "benchmark": f"training throughput, pairs/s ({budget})",
@@ -62,14 +79,7 @@ def throughput(work: Path, n_pairs: int, batch_size: int = 32) -> list[dict[str,
             "target": ">= 2.5x",
             "met": "yes" if speedup >= 2.5 else "NO",
         },
-        {
-            "benchmark": "  held-out routing macro-F1 (1000 tickets)",
-            "plain script": f"{plain_f1:.4f}",
-            "stembed": f"{ours_f1:.4f}",
-            "ratio": f"{ours_f1 - plain_f1:+.4f}",
-            "target": ">= plain",
-            "met": "yes" if ours_f1 >= plain_f1 else "NO",
-        },
+        _quality_row("  held-out routing macro-F1 (1000 tickets)", plain_f1, our_f1),
         {
             "benchmark": "  tokens/s (real tokens)",
             "plain script": f"{ours['train_tokens'] / plain['train_runtime']:.0f}",
@@ -105,36 +115,85 @@ def throughput(work: Path, n_pairs: int, batch_size: int = 32) -> list[dict[str,
     ]
 
 
-def quality(work: Path, steps: int, batch_size: int = 16) -> list[dict[str, str]]:
+def quality(work: Path, steps: int, seeds: list[int], batch_size: int = 16) -> list[dict[str, str]]:
     """Row: sts-test spearman of the stsb preset vs the plain script on the same budget."""
     overrides = ["+experiment=stsb", *STSB_DATA]
     data = compose_data(overrides)
     train_csv = write_pairs(data.train, work / "stsb_train.csv")
     test_csv = write_pairs(data.test, work / "stsb_test.csv")
-    _, plain = plain_train(
-        train_csv, work / "plain_stsb", steps=steps, batch_size=batch_size, warmup_ratio=0.1, test=test_csv
-    )
-    ours = stembed_train([*overrides, f"trainer.max_steps={steps}", NO_MODEL_LOG], work)[1].metrics
-    plain_s, ours_s = plain["test_spearman_cosine"], ours["final_sts-test_spearman_cosine"]
-    speedup = ours["train_samples_per_second"] / plain["train_samples_per_second"]
+    plain_runs, our_runs = [], []
+    for seed in seeds:
+        plain_runs.append(
+            plain_train(
+                train_csv,
+                work / f"plain_stsb_{seed}",
+                steps=steps,
+                batch_size=batch_size,
+                warmup_ratio=0.1,
+                test=test_csv,
+                seed=seed,
+            )[1]
+        )
+        run = [*overrides, f"trainer.max_steps={steps}", *_training_seed(seed), NO_MODEL_LOG]
+        our_runs.append(stembed_train(run, work)[1].metrics)
+        print(
+            f"  STS-B, seed {seed}: spearman plain {plain_runs[-1]['test_spearman_cosine']:.4f}, "
+            f"stembed {our_runs[-1]['final_sts-test_spearman_cosine']:.4f}",
+            flush=True,
+        )
+    plain_s = [run["test_spearman_cosine"] for run in plain_runs]
+    ours_s = [run["final_sts-test_spearman_cosine"] for run in our_runs]
+    plain_speed = statistics.median(run["train_samples_per_second"] for run in plain_runs)
+    our_speed = statistics.median(run["train_samples_per_second"] for run in our_runs)
     return [
-        {
-            "benchmark": f"STS-B test spearman, same budget ({steps} steps x {batch_size})",
-            "plain script": f"{plain_s:.4f}",
-            "stembed": f"{ours_s:.4f}",
-            "ratio": f"{ours_s - plain_s:+.4f}",
-            "target": ">= plain",
-            "met": "yes" if ours_s >= plain_s else "NO",
-        },
+        _quality_row(
+            f"STS-B test spearman, same budget ({steps} steps x {batch_size}{_seeds_note(seeds)})",
+            plain_s,
+            ours_s,
+        ),
         {
             "benchmark": "  STS-B pairs/s",
-            "plain script": f"{plain['train_samples_per_second']:.1f}",
-            "stembed": f"{ours['train_samples_per_second']:.1f}",
-            "ratio": f"{speedup:.2f}x",
+            "plain script": f"{plain_speed:.1f}",
+            "stembed": f"{our_speed:.1f}",
+            "ratio": f"{our_speed / plain_speed:.2f}x",
             "target": "",
             "met": "",
         },
     ]
+
+
+def _quality_row(benchmark: str, plain: list[float], ours: list[float]) -> dict[str, str]:
+    """A metric of both sides: the mean (± sd over seeds), the difference of the means, >= plain."""
+    difference = statistics.mean(ours) - statistics.mean(plain)
+    return {
+        "benchmark": benchmark,
+        "plain script": _mean_sd(plain),
+        "stembed": _mean_sd(ours),
+        "ratio": f"{difference:+.4f}",
+        "target": ">= plain",
+        "met": "yes" if difference >= 0 else "NO",
+    }
+
+
+def _mean_sd(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def _seeds_note(seeds: list[int]) -> str:
+    return f"; seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else ""
+
+
+def _median_run(runs: list[dict[str, float]], key: str) -> dict[str, float]:
+    """The run whose `key` is the median (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=lambda run: run[key])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _training_seed(seed: int) -> list[str]:
+    """Overrides that seed training (weights, batches, dropout) but keep the data built with seed 42."""
+    return [f"trainer.seed={seed}", f"trainer.data_seed={seed}"]
 
 
 def _macro_f1(metrics: dict[str, float]) -> float:
@@ -167,11 +226,11 @@ def _random_batch_real_share(dataset: Any, batch_size: int, seed: int = 42) -> f
     return real / padded
 
 
-def measure(it_pairs: int, stsb_steps: int) -> list[dict[str, str]]:
+def measure(it_pairs: int, stsb_steps: int, seeds: tuple[int, ...] = (42,)) -> list[dict[str, str]]:
     with tempfile.TemporaryDirectory() as tmp:
-        rows = throughput(Path(tmp), it_pairs)
+        rows = throughput(Path(tmp), it_pairs, list(seeds))
         print(" | ".join(rows[0].values()), flush=True)
-        rows += quality(Path(tmp), stsb_steps)
+        rows += quality(Path(tmp), stsb_steps, list(seeds))
     return rows
 
 
@@ -181,8 +240,10 @@ def main() -> None:
     )
     parser.add_argument("--it-pairs", type=int, default=1600, help="IT-ticket pairs (one epoch)")
     parser.add_argument("--stsb-steps", type=int, default=300)
+    parser.add_argument("--seeds", default="42", help="comma-separated training seeds, e.g. 42,43,44")
     options = parser.parse_args()
-    print_table(measure(options.it_pairs, options.stsb_steps))
+    seeds = tuple(int(seed) for seed in options.seeds.split(","))
+    print_table(measure(options.it_pairs, options.stsb_steps, seeds))
 
 
 if __name__ == "__main__":

