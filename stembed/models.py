@@ -37,15 +37,30 @@ def load_model(cfg: Any) -> LoadedModel:
     """Load `model.name_or_path` (or build `model._target_`) and apply max_seq_length."""
     if cfg.get("_target_"):
         return LoadedModel(instantiate(cfg, "model"), f"built:{cfg._target_}", None)
-    loaded = _load_pretrained(str(cfg.name_or_path), cfg.get("revision"), bool(cfg.get("trust_remote_code")))
+    loaded = _load_pretrained(
+        str(cfg.name_or_path),
+        cfg.get("revision"),
+        bool(cfg.get("trust_remote_code")),
+        _plain(cfg.get("config_kwargs")),
+    )
     _set_max_seq_length(loaded.model, cfg.get("max_seq_length"))
     return loaded
 
 
-def _load_pretrained(name: str, revision: str | None, trust_remote_code: bool) -> LoadedModel:
+def _plain(values: Any) -> dict[str, Any] | None:
+    """A config mapping as a plain dict (None when empty)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(values, resolve=True) if values else None  # type: ignore[return-value]
+
+
+def _load_pretrained(
+    name: str, revision: str | None, trust_remote_code: bool, config_kwargs: dict[str, Any] | None = None
+) -> LoadedModel:
     from sentence_transformers import SentenceTransformer
 
-    kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
+    # config_kwargs: changes to the transformers config, e.g. {hidden_dropout_prob: 0.0}
+    kwargs = {"revision": revision, "trust_remote_code": trust_remote_code, "config_kwargs": config_kwargs}
     path = Path(name).expanduser()
     if path.exists():
         return LoadedModel(SentenceTransformer(str(path), **kwargs), f"local:{path.resolve()}", None)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from conftest import all_runs, run_stembed, store_uri
 
 
 def test_pieces_cover_every_row_once_and_cut_where_padding_costs() -> None:
@@ -84,3 +87,63 @@ def test_a_split_batch_has_the_loss_and_gradient_of_the_whole_batch() -> None:
     scale = max(gradient.abs().max().item() for gradient in whole.values())
     for name, gradient in whole.items():
         assert (split[name] - gradient).abs().max().item() <= 1e-5 * scale, name
+
+
+def _variable_length_pairs(path: Path, rows: int = 48) -> Path:
+    """Pairs whose first texts run from 2 to about 120 tokens, as real tickets do."""
+    import csv
+    import random
+
+    from stembed.data.demo import vocabulary
+
+    words = sorted(vocabulary())
+    rng = random.Random(0)
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["sentence1", "sentence2", "score"])
+        for row in range(rows):
+            length = 2 if row % 3 else rng.randint(20, 120)
+            text = " ".join(rng.choice(words) for _ in range(length))
+            writer.writerow([text, rng.choice(words), round(rng.random(), 3)])
+    return path
+
+
+@pytest.mark.slow
+def test_split_training_follows_the_unsplit_run_step_for_step(tmp_path: Path) -> None:
+    """Real CLI, all-MiniLM-L6-v2, dropout off, fp32: split_by_length logs the losses of random batches."""
+    from mlflow.tracking import MlflowClient
+
+    source = _variable_length_pairs(tmp_path / "pairs.csv")
+    base = [
+        "train",
+        "+experiment=demo",
+        "data=pairs",
+        f"data.source={source}",
+        "data.eval_fraction=0",
+        "evaluator=none",
+        "trainer.max_steps=5",
+        "trainer.logging_steps=1",
+        "trainer.eval_strategy=no",
+        "trainer.save_strategy=no",
+        "tracking.log_model=false",
+        "trainer.bf16=false",  # fp32 on both sides: bf16 autocast (auto, on AVX512-BF16 CPUs) rounds
+        "+model.config_kwargs.hidden_dropout_prob=0.0",
+        "+model.config_kwargs.attention_probs_dropout_prob=0.0",
+    ]
+    runs = {}
+    for strategy in ("split_by_length", "random"):
+        cwd = tmp_path / strategy
+        cwd.mkdir()
+        result = run_stembed([*base, f"trainer.train_sampling_strategy={strategy}"], cwd, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        (run,) = all_runs(store_uri(cwd))
+        losses = MlflowClient(store_uri(cwd)).get_metric_history(run.info.run_id, "loss")
+        runs[strategy] = (run.data, [m.value for m in sorted(losses, key=lambda m: m.step)])
+    (split, split_losses), (whole, whole_losses) = runs["split_by_length"], runs["random"]
+    assert split.tags["stembed.batch_sampler"] == "batch_sampler, split_by_length"
+    assert whole.tags["stembed.batch_sampler"] == "batch_sampler"
+    assert len(split_losses) == len(whole_losses) == 5
+    assert split_losses == pytest.approx(whole_losses, rel=1e-4)
+    # the same training, on a fraction of the padding
+    assert split.metrics["train_tokens"] == whole.metrics["train_tokens"]
+    assert split.metrics["train_padded_tokens"] < 0.7 * whole.metrics["train_padded_tokens"]
