@@ -49,7 +49,7 @@ format: install
 	$(BIN)/ruff check --fix stembed tests scripts
 
 # Performance, stembed vs a plain sentence-transformers script: CLI start-up, runner overhead,
-# training throughput and FLOP/s efficiency, quality at equal budget; one table (about 25 minutes
+# training throughput and FLOP/s efficiency, quality at equal budget; one table (17.5 minutes
 # on 2 cores; reads ../shared/data).
 bench: install
 	$(BIN)/python scripts/bench.py
