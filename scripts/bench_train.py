@@ -41,7 +41,7 @@ NO_MODEL_LOG = "tracking.log_model=false"
 
 def throughput(work: Path, n_pairs: int, seeds: list[int], batch_size: int = 32) -> list[dict[str, str]]:
     """Rows: speed-up (target >= 2.5x at equal or better macro-F1) and FLOP/s efficiency."""
-    from stembed.throughput import matmul_tflops
+    from stembed.speed.throughput import matmul_tflops
 
     overrides = ["+experiment=it_tickets", f"data.source={IT_TICKETS}", f"data.n_pairs={n_pairs}"]
     data = compose_data(overrides)
@@ -209,9 +209,9 @@ def _random_batch_real_share(dataset: Any, batch_size: int, seed: int = 42) -> f
     import numpy as np
     from transformers import AutoTokenizer
 
-    from stembed.data.batching import TokenLengths
     from stembed.data.loading import text_columns
-    from stembed.models import PACKAGED_MODELS
+    from stembed.recipe.model import PACKAGED_MODELS
+    from stembed.speed.batching import TokenLengths
 
     _, model_path = PACKAGED_MODELS["sentence-transformers/all-MiniLM-L6-v2"]
     lengths = TokenLengths(AutoTokenizer.from_pretrained(str(model_path())), 256)

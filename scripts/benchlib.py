@@ -75,7 +75,7 @@ def compose_data(overrides: list[str]) -> Any:
     from hydra import compose, initialize_config_dir
 
     from stembed.config import conf_dir
-    from stembed.instantiate import instantiate
+    from stembed.recipe.instantiate import instantiate
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
@@ -90,7 +90,7 @@ def write_pairs(dataset: Any, path: Path) -> Path:
 
 def evaluate(model_dir: Path, overrides: list[str]) -> dict[str, float]:
     """Metrics of a saved model with the evaluator and held-out data that OVERRIDES compose."""
-    from stembed.evaluation_run import run_eval
+    from stembed.inference.evaluate import run_eval
 
     metrics, _ = run_eval(str(model_dir), overrides, log=False)
     return metrics

@@ -133,7 +133,7 @@ def _write_data(directory: Path) -> None:
 def test_bad_input(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
     from hydra.core.global_hydra import GlobalHydra
 
-    from stembed.train import run_hydra
+    from stembed.recipe.train import run_hydra
 
     args, expected = CASES[case]
     _write_data(tmp_path)

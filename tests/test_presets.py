@@ -14,8 +14,8 @@ from stembed.data.fixtures import write_fixtures
 from stembed.data.pairs import label_name_pairs, same_label_pairs
 from stembed.data.templates import templated_pairs
 from stembed.errors import StembedError
-from stembed.evaluators import LabelRetrievalEvaluator
-from stembed.models import tiny_static_model
+from stembed.recipe.evaluators import LabelRetrievalEvaluator
+from stembed.recipe.model import tiny_static_model
 
 PRESETS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
 

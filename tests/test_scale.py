@@ -105,7 +105,7 @@ def test_register_model_needs_the_model_logged() -> None:
     from omegaconf import OmegaConf
 
     from stembed.errors import StembedError
-    from stembed.tracking import Tracker
+    from stembed.tracking.run import Tracker
 
     cfg = OmegaConf.create({"uri": None, "experiment": "x", "log_model": False, "register_model": "support"})
     with pytest.raises(StembedError, match=r"tracking.register_model=support: .*tracking.log_model=true"):

@@ -53,7 +53,7 @@ def test_trust_remote_code_is_off_unless_a_config_sets_it() -> None:
     from hydra import compose, initialize_config_dir
 
     from stembed.config import conf_dir
-    from stembed.config_commands import groups
+    from stembed.recipe.configs import groups
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         for experiment in groups()["experiment"]:

@@ -180,14 +180,14 @@ def test_slurm_launcher_config() -> None:
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.timeout_min, launcher.gpus_per_node, launcher.tasks_per_node) == (240, 1, 1)
     assert "partition" in launcher and "account" in launcher
-    from stembed.config_commands import groups
+    from stembed.recipe.configs import groups
 
     assert groups()["hydra/launcher"] == ["local_parallel", "slurm", "slurm_local"]  # `stembed config list`
 
 
 def test_parent_run_found_without_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a cluster that does not pass the environment on, jobs read the parent id from the sweep dir."""
-    from stembed.sweep import PARENT_ENV, PARENT_FILE, parent_run_id
+    from stembed.scale.sweep import PARENT_ENV, PARENT_FILE, parent_run_id
 
     monkeypatch.delenv(PARENT_ENV, raising=False)
     assert parent_run_id(tmp_path) is None
@@ -203,7 +203,7 @@ def test_processes_opening_a_new_sqlite_store_at_once(tmp_path: Path) -> None:
     code = (
         "import sys, time, pathlib\n"
         "import mlflow\n"
-        "from stembed.tracking import Tracker\n"
+        "from stembed.tracking.run import Tracker\n"
         "print('ready', flush=True)\n"
         "go = pathlib.Path(sys.argv[2])\n"
         "while not go.exists(): time.sleep(0.001)\n"
@@ -232,7 +232,7 @@ def test_processes_opening_a_new_sqlite_store_at_once(tmp_path: Path) -> None:
 
 
 def test_database_is_locked_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    from stembed import tracking
+    from stembed.tracking import store as tracking
 
     monkeypatch.setattr(tracking.time, "sleep", lambda seconds: None)
     calls = []
@@ -255,7 +255,7 @@ def test_what_a_sweep_job_returns_to_the_sweeper(tmp_path: Path, monkeypatch: py
     from hydra.core.hydra_config import HydraConfig
 
     from stembed.config import conf_dir
-    from stembed.sweep import PARENT_ENV, run_job
+    from stembed.scale.sweep import PARENT_ENV, run_job
 
     monkeypatch.delenv(PARENT_ENV, raising=False)
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from stembed.tracking import flatten, mask_overrides, metric_name, resolve_tracking_uri
+from stembed.tracking.redaction import mask_overrides
+from stembed.tracking.run import flatten, metric_name
+from stembed.tracking.store import resolve_tracking_uri
 
 
 def test_metric_names_are_made_mlflow_safe() -> None:

@@ -44,9 +44,11 @@ class MlflowSweepCallback(Callback):
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
-        from stembed.distributed import is_main_process
         from stembed.errors import EXIT_USAGE, StembedError
-        from stembed.tracking import Tracker, mask_overrides, retry_when_locked
+        from stembed.scale.distributed import is_main_process
+        from stembed.tracking.redaction import mask_overrides
+        from stembed.tracking.run import Tracker
+        from stembed.tracking.store import retry_when_locked
 
         if not is_main_process():
             return
@@ -182,14 +184,9 @@ def _record_failed_job(cfg: Any, err: BaseException) -> None:
     from mlflow.tracking import MlflowClient
     from omegaconf import OmegaConf
 
-    from stembed.distributed import is_main_process
-    from stembed.tracking import (
-        mask_overrides,
-        redact,
-        resolve_tracking_uri,
-        retry_when_locked,
-        secret_values,
-    )
+    from stembed.scale.distributed import is_main_process
+    from stembed.tracking.redaction import mask_overrides, redact, secret_values
+    from stembed.tracking.store import resolve_tracking_uri, retry_when_locked
 
     tags = job_tags()
     parent = tags.get("mlflow.parentRunId")

@@ -29,7 +29,7 @@ def check_config(cfg: Any, multirun: bool) -> None:
             "Pick an evaluator (evaluator=similarity|binary|retrieval|label_retrieval) or drop "
             "optimized_metric."
         )
-    from stembed.config_commands import target_problems
+    from stembed.recipe.configs import target_problems
 
     if problems := target_problems(cfg):
         raise StembedError(
@@ -48,7 +48,7 @@ def evaluator_disabled(evaluator: Any) -> bool:
     return not evaluator or ("_target_" in evaluator and evaluator["_target_"] is None)
 
 
-# trainer.train_sampling_strategy values stembed acts on (stembed.train._length_batching)
+# trainer.train_sampling_strategy values stembed acts on (stembed.recipe.train._length_batching)
 SAMPLING_STRATEGIES = ("auto", "split_by_length", "group_by_length", "random")
 
 

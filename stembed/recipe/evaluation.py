@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
-from stembed.instantiate import instantiate
+from stembed.recipe.instantiate import instantiate
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -63,7 +63,7 @@ def build_evaluator(cfg: Any, eval_dataset: Dataset | None, test: bool = False) 
 
     With test=True the evaluator is named `evaluator.test_name` (default "test").
     """
-    from stembed.checks import evaluator_disabled
+    from stembed.recipe.checks import evaluator_disabled
 
     if evaluator_disabled(cfg):
         return None

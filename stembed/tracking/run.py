@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
+from stembed.tracking.model_logging import SavedModel, requirements, skip_package_scan
+from stembed.tracking.redaction import mask_secret, redact, secret_values
+from stembed.tracking.store import check_server_reachable, resolve_tracking_uri, retry_when_locked, store_lock
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -24,20 +26,6 @@ if TYPE_CHECKING:
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
 EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 _METRIC_NAME_UNSAFE = re.compile(r"[^\w\-. /:]")
-_SECRET_KEY = re.compile(r"(^|_)(token|password|passwd|secret|api_?key|credentials?)(_|$)", re.IGNORECASE)
-_URI_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^/@\s]+@")
-LOCKED_RETRIES = 8  # an SQLite write that finds the database locked is retried, backing off up to ~25 s
-T = TypeVar("T")
-
-
-def default_tracking_uri(output_root: Path) -> str:
-    """The embedded store: SQLite in <output_root>/mlflow.db (absolute, so any cwd finds it)."""
-    return f"sqlite:///{(output_root / 'mlflow.db').resolve()}"
-
-
-def resolve_tracking_uri(configured: str | None, output_root: Path) -> str:
-    """tracking.uri from the command line wins, then $MLFLOW_TRACKING_URI, then the embedded store."""
-    return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(output_root)
 
 
 def metric_name(name: str) -> str:
@@ -61,45 +49,6 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def mask_secret(key: str, value: str) -> str:
-    """'***' for values of credential-like keys; URIs keep everything but their password."""
-    if _SECRET_KEY.search(key.rsplit(".", 1)[-1]) and value not in ("None", ""):
-        return "***"
-    return _URI_PASSWORD.sub(r"\1***@", value)
-
-
-def mask_overrides(overrides: list[str]) -> list[str]:
-    """Command-line overrides with credential values masked (they become tags and the card's command)."""
-    masked = []
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        masked.append(f"{key}{sep}{mask_secret(key.lstrip('+~'), value)}" if sep else override)
-    return masked
-
-
-def secret_values(
-    config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-) -> set[str]:
-    """Values to keep out of MLflow: those of credential-like environment variables and config keys."""
-    environ = os.environ if environ is None else environ
-    found = {value for key, value in environ.items() if _SECRET_KEY.search(key)}
-    stack = [config or {}]
-    while stack:
-        for key, value in stack.pop().items():
-            if isinstance(value, Mapping):
-                stack.append(value)
-            elif value is not None and _SECRET_KEY.search(str(key)):
-                found.add(str(value))
-    return {value for value in found if len(value) >= 4}  # never mask trivial strings like "true"
-
-
-def redact(text: str, secrets: set[str]) -> str:
-    """text with each of these credential values replaced by ***."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
 class Tracker:
     """One MLflow experiment in one store; opens a run per training job.
 
@@ -114,7 +63,7 @@ class Tracker:
         artifact_location: str | None = None,
         register_model: str | None = None,
     ) -> None:
-        from stembed.distributed import is_main_process
+        from stembed.scale.distributed import is_main_process
 
         self.uri = uri
         self.experiment_name = experiment
@@ -163,7 +112,7 @@ class Tracker:
                     "Set paths.output_root to a writable directory or tracking.uri to another store."
                 ) from err
         check_server_reachable(self.uri)
-        with _store_lock(self.uri):
+        with store_lock(self.uri):
             return self._get_or_create_experiment()
 
     def _get_or_create_experiment(self) -> str:
@@ -284,10 +233,10 @@ class Tracker:
         retry_when_locked(mlflow.log_text, self.redact(resolved), "config/resolved.yaml")
         if log_model:
             started = time.perf_counter()
-            _skip_package_scan()
+            skip_package_scan()
             saved = SavedModel(model, card.parent, self.redact)
             info = retry_when_locked(
-                mlflow.sentence_transformers.log_model, saved, name="model", pip_requirements=_requirements()
+                mlflow.sentence_transformers.log_model, saved, name="model", pip_requirements=requirements()
             )
             self.log_metrics({"stembed_log_model_seconds": time.perf_counter() - started}, step=0)
             if self.register_model:
@@ -300,124 +249,6 @@ class Tracker:
 
         with contextlib.suppress(Exception):  # never hide the original error behind a logging failure
             mlflow.log_text(self.redact(text), artifact_file)
-
-
-def retry_when_locked(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """call(*args, **kwargs), retried with backoff while an SQLite store answers "database is locked".
-
-    Parallel jobs share one SQLite file; SQLite lets one writer in at a time and, when two
-    transactions would deadlock, fails one of them at once instead of waiting. The write is retried.
-    """
-    attempt = 0
-    while True:
-        try:
-            return call(*args, **kwargs)
-        except Exception as err:
-            if attempt >= LOCKED_RETRIES or "database is locked" not in str(err):
-                raise
-            time.sleep(0.1 * 2**attempt)
-            attempt += 1
-
-
-@contextmanager
-def _store_lock(uri: str) -> Iterator[None]:
-    """Hold an exclusive lock on <db>.lock while a process opens an SQLite store.
-
-    The first process to open a new store creates its schema; two doing it at once corrupt it
-    ("duplicate column name", failed migrations), and two jobs can race to create one experiment.
-    """
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    with Path(uri.removeprefix("sqlite:///") + ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def check_server_reachable(uri: str, timeout: float = 5.0) -> None:
-    """For an http(s) store, one TCP connect: MLflow's own client retries for minutes before failing."""
-    import socket
-    from urllib.parse import urlparse
-
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("http", "https"):
-        return
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        socket.create_connection((parsed.hostname or "", port), timeout=timeout).close()
-    except OSError as err:
-        raise StembedError(
-            f"tracking.uri={mask_secret('uri', uri)}: no MLflow server answers at {parsed.hostname}:{port} "
-            f"({err.strerror or err}). Start the server (mlflow server --host 127.0.0.1 --port {port}), fix "
-            "the URI, or unset tracking.uri and MLFLOW_TRACKING_URI to use the embedded store."
-        ) from err
-
-
-def _requirements() -> list[str]:
-    """Pinned requirements of the logged model (given, so MLflow does not re-load it to infer them)."""
-    from importlib.metadata import version
-
-    return [f"{name}=={version(name)}" for name in ("sentence-transformers", "transformers", "torch")]
-
-
-class SavedModel:
-    """The trained model as MLflow's flavor sees it, whose save() reuses the directory stembed saved.
-
-    The flavor would serialize the model a second time (about 0.6 s for MiniLM); this links the
-    files already written instead (copies them across file systems). The card is written redacted,
-    with its stembed section, as it is logged next to the run. Everything else is the model's.
-    """
-
-    def __init__(self, model: Any, directory: Path, redact: Callable[[str], str]) -> None:
-        self._model = model
-        self._directory = directory
-        self._redact = redact
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
-
-    def save(self, path: str, **kwargs: Any) -> None:
-        """Link (or copy) the saved directory into `path`, the card redacted."""
-        import shutil
-
-        def link(source: str, target: str) -> None:
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copy2(source, target)
-
-        shutil.copytree(
-            self._directory,
-            path,
-            copy_function=link,
-            ignore=shutil.ignore_patterns("README.md"),
-            dirs_exist_ok=True,
-        )
-        card = (self._directory / "README.md").read_text(encoding="utf-8")
-        (Path(path) / "README.md").write_text(self._redact(card), encoding="utf-8")
-
-
-def _skip_package_scan() -> None:
-    """Spare log_model MLflow's scan of every installed file (about 1 s) to map modules to packages.
-
-    MLflow scans only to warn when the given requirements differ from the installed versions; ours
-    (`_requirements`, plus MLflow's own pin) are read from the installed versions, so they cannot.
-    The map is MLflow's private cache: if it ever moves, MLflow simply scans as before.
-    """
-    from mlflow.utils import requirements_utils
-
-    if getattr(requirements_utils, "_MODULES_TO_PACKAGES", ...) is None:
-        modules = {"sentence_transformers": "sentence-transformers", "transformers": "transformers"}
-        modules |= {"torch": "torch", "mlflow": "mlflow"}
-        requirements_utils._MODULES_TO_PACKAGES = {module: [name] for module, name in modules.items()}
 
 
 def _is_number(value: Any) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
-from stembed.tracking import resolve_tracking_uri
+from stembed.tracking.store import resolve_tracking_uri
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

@@ -16,8 +16,9 @@ def run_eval(
     from omegaconf import OmegaConf
 
     from stembed.config import conf_dir
-    from stembed.inference import evaluate, load_any_model, model_run_id
-    from stembed.tracking import Tracker, flatten, resolve_tracking_uri
+    from stembed.inference.encode import evaluate, load_any_model, model_run_id
+    from stembed.tracking.run import Tracker, flatten
+    from stembed.tracking.store import resolve_tracking_uri
 
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):

@@ -6,7 +6,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
-from stembed.instantiate import instantiate
+from stembed.recipe.instantiate import instantiate
 
 if TYPE_CHECKING:
     from datasets import Dataset

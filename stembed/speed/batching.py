@@ -7,7 +7,7 @@ every epoch still sees every row once in a fresh order, while a batch holds rows
 With `no_duplicates` a batch never holds the same text twice (as sentence-transformers'
 NoDuplicatesBatchSampler), which in-batch-negative losses such as MNRL need.
 
-Selected by `trainer.train_sampling_strategy=group_by_length` (stembed.train).
+Selected by `trainer.train_sampling_strategy=group_by_length` (stembed.recipe.train).
 """
 
 from __future__ import annotations

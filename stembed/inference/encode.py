@@ -16,7 +16,7 @@ MLFLOW_SCHEMES = ("runs:/", "models:/")
 def load_any_model(reference: str, tracking_uri: str | None = None) -> tuple[SentenceTransformer, str]:
     """(model, source) from an MLflow model URI (in tracking_uri's store), a local directory or a hub id."""
     from stembed.hub import ensure_offline_mode_if_unreachable
-    from stembed.tracking import resolve_tracking_uri
+    from stembed.tracking.store import resolve_tracking_uri
 
     ensure_offline_mode_if_unreachable()
     tracking_uri = resolve_tracking_uri(tracking_uri, Path("outputs"))
@@ -34,7 +34,7 @@ def load_any_model(reference: str, tracking_uri: str | None = None) -> tuple[Sen
             ) from err
     from omegaconf import OmegaConf
 
-    from stembed.models import load_model
+    from stembed.recipe.model import load_model
 
     loaded = load_model(OmegaConf.create({"name_or_path": reference, "max_seq_length": None}))
     return loaded.model, loaded.source
@@ -57,8 +57,8 @@ def model_run_id(reference: str, tracking_uri: str) -> str | None:
 
 def evaluate(model: SentenceTransformer, cfg: Any) -> dict[str, float]:
     """Build `data` and `evaluator` from the composed config and evaluate (eval split, then test)."""
-    from stembed.evaluation import build_evaluators, run_evaluators
-    from stembed.instantiate import instantiate
+    from stembed.recipe.evaluation import build_evaluators, run_evaluators
+    from stembed.recipe.instantiate import instantiate
 
     evaluators = build_evaluators(cfg.evaluator, instantiate(cfg.data, "data"))
     if evaluators[0] is None:

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 
     from stembed.data.loading import PairData
     from stembed.data.sanity import Finding
-    from stembed.models import LoadedModel
-    from stembed.resume import GracefulStop
-    from stembed.tracking import Tracker
+    from stembed.recipe.model import LoadedModel
+    from stembed.scale.resume import GracefulStop
+    from stembed.tracking.run import Tracker
 
 AUTO = "auto"  # trainer.batch_sampler=auto: no_duplicates for in-batch-negative losses, else batch_sampler
 
@@ -38,14 +38,14 @@ AUTO = "auto"  # trainer.batch_sampler=auto: no_duplicates for in-batch-negative
 def run_hydra(args: list[str]) -> None:
     """Run the Hydra app `stembed train` with these command-line arguments.
 
-    `+resume=RUN_ID` first expands to that run's own overrides and run directory (stembed.resume).
+    `+resume=RUN_ID` first expands to that run's own overrides and run directory (stembed.scale.resume).
     """
     import hydra
 
-    from stembed import hydra_errors
     from stembed.config import conf_dir
-    from stembed.distributed import hydra_args
-    from stembed.resume import resume_arguments, resume_id
+    from stembed.recipe import hydra_errors
+    from stembed.scale.distributed import hydra_args
+    from stembed.scale.resume import resume_arguments, resume_id
 
     if (run_id := resume_id(args)) is not None:
         try:
@@ -59,9 +59,9 @@ def run_hydra(args: list[str]) -> None:
 
 def job(cfg: DictConfig) -> float | None:
     """One Hydra job: train, turning input errors into one paragraph and exit code 2."""
-    from stembed import hydra_errors
-    from stembed.resume import GracefulStop
-    from stembed.sweep import run_job
+    from stembed.recipe import hydra_errors
+    from stembed.scale.resume import GracefulStop
+    from stembed.scale.sweep import run_job
 
     hydra_errors.job_started = True
     stop = GracefulStop().install()  # Ctrl-C and a cluster's pre-emption: checkpoint, run KILLED
@@ -109,10 +109,10 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
     job = prepare(cfg)
     from omegaconf import OmegaConf
 
-    from stembed import distributed, sweep
-    from stembed.evaluation import check_not_diverged, run_evaluators
-    from stembed.model_card import add_stembed_section
-    from stembed.throughput import count_tokens, throughput_metrics
+    from stembed.recipe.card import add_stembed_section
+    from stembed.recipe.evaluation import check_not_diverged, run_evaluators
+    from stembed.scale import distributed, sweep
+    from stembed.speed.throughput import count_tokens, throughput_metrics
 
     model, tracker, data = job.loaded.model, job.tracker, job.data
     tags = _run_tags(cfg, job)
@@ -160,7 +160,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
 
 def _train_resumably(trainer: Any, job: Job, stop: GracefulStop | None) -> float:
     """trainer.train() -> its runtime in seconds; on a stop or a crash, record the newest checkpoint."""
-    from stembed.resume import CHECKPOINT_TAG, latest_checkpoint
+    from stembed.scale.resume import CHECKPOINT_TAG, latest_checkpoint
 
     try:
         output = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
@@ -187,8 +187,8 @@ def prepare(cfg: DictConfig) -> Job:
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from stembed.checks import check_config
     from stembed.hub import ensure_offline_mode_if_unreachable
+    from stembed.recipe.checks import check_config
 
     hydra_cfg = HydraConfig.get()
     check_config(cfg, multirun=hydra_cfg.mode == RunMode.MULTIRUN)
@@ -197,12 +197,13 @@ def prepare(cfg: DictConfig) -> Job:
     from transformers import set_seed
 
     from stembed.data.sanity import check_training_data, raise_if_strict
-    from stembed.evaluation import build_evaluators
-    from stembed.instantiate import instantiate
-    from stembed.losses import build_loss, check_loss_inputs, fit_to_loss, uses_in_batch_negatives
-    from stembed.model_card import describe_datasets
-    from stembed.models import load_model
-    from stembed.tracking import Tracker, mask_overrides, secret_values
+    from stembed.recipe.card import describe_datasets
+    from stembed.recipe.evaluation import build_evaluators
+    from stembed.recipe.instantiate import instantiate
+    from stembed.recipe.losses import build_loss, check_loss_inputs, fit_to_loss, uses_in_batch_negatives
+    from stembed.recipe.model import load_model
+    from stembed.tracking.redaction import mask_overrides, secret_values
+    from stembed.tracking.run import Tracker
 
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = mask_overrides(list(hydra_cfg.overrides.task))
@@ -266,8 +267,8 @@ def _length_batching(args: Any, model: SentenceTransformer, loss: nn.Module) -> 
     computed in length-sorted pieces: the same gradient), else group_by_length. Models that pad
     nothing (StaticEmbedding) keep their batches as they are.
     """
-    from stembed.data.batching import GROUP_BY_LENGTH, length_grouped, pads_batches
-    from stembed.length_split import SPLIT_BY_LENGTH, splits_exactly
+    from stembed.speed.batching import GROUP_BY_LENGTH, length_grouped, pads_batches
+    from stembed.speed.length_split import SPLIT_BY_LENGTH, splits_exactly
 
     name = str(getattr(args.batch_sampler, "value", args.batch_sampler))
     strategy = args.train_sampling_strategy
@@ -291,7 +292,7 @@ def _length_batching(args: Any, model: SentenceTransformer, loss: nn.Module) -> 
 
 def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
     """For +resume=RUN_ID: the newest checkpoint in the run directory (an error when there is none)."""
-    from stembed.resume import latest_checkpoint
+    from stembed.scale.resume import latest_checkpoint
 
     if not cfg.get("resume"):
         return None
@@ -319,8 +320,8 @@ def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:
     from omegaconf import OmegaConf
     from sentence_transformers import SentenceTransformerTrainingArguments
 
-    from stembed.checks import check_trainer_value
-    from stembed.throughput import resolve_bf16
+    from stembed.recipe.checks import check_trainer_value
+    from stembed.speed.throughput import resolve_bf16
 
     values = resolve_bf16(OmegaConf.to_container(trainer_cfg, resolve=True))  # bf16=auto
     fields = {f.name: f for f in dataclasses.fields(SentenceTransformerTrainingArguments) if f.init}
@@ -333,7 +334,7 @@ def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:
                 "https://sbert.net/docs/package_reference/sentence_transformer/training_args.html."
             )
         check_trainer_value(key, value, fields[key].type)
-    from stembed.distributed import training_arguments as ddp_arguments
+    from stembed.scale.distributed import training_arguments as ddp_arguments
 
     values = ddp_arguments(values)  # under torchrun: CPU processes train together, one GPU per rank
     auto_sampler = values.get("batch_sampler") == AUTO
@@ -351,7 +352,7 @@ def training_arguments(trainer_cfg: Any, output_dir: Path) -> Any:
 def _trainer(job: Job, stop: GracefulStop | None) -> Any:
     from sentence_transformers import SentenceTransformerTrainer
 
-    from stembed.length_split import SPLIT_BY_LENGTH, LengthSplitTrainer
+    from stembed.speed.length_split import SPLIT_BY_LENGTH, LengthSplitTrainer
 
     callbacks = [job.tracker.trainer_callback()]
     if stop is not None:
@@ -379,7 +380,7 @@ def _save_model(model: SentenceTransformer, model_dir: Path) -> Path:
 def _run_params(cfg: DictConfig, data: Any) -> dict[str, str]:
     from omegaconf import OmegaConf
 
-    from stembed.tracking import flatten
+    from stembed.tracking.run import flatten
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     params = flatten(resolved)
@@ -391,7 +392,7 @@ def _run_tags(cfg: DictConfig, job: Job) -> dict[str, str]:
     import json
 
     from stembed import __version__
-    from stembed.resume import RUN_DIR_TAG
+    from stembed.scale.resume import RUN_DIR_TAG
 
     data = job.data
     tags = {

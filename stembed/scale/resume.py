@@ -132,7 +132,7 @@ def _find_run(run_id: str, args: list[str]) -> Any:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from stembed.tracking import check_server_reachable, resolve_tracking_uri
+    from stembed.tracking.store import check_server_reachable, resolve_tracking_uri
 
     values = dict(a.lstrip("+").partition("=")[::2] for a in args if "=" in a)
     uri = resolve_tracking_uri(values.get("tracking.uri"), Path(values.get("paths.output_root", "outputs")))

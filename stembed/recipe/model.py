@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
 from stembed.hub import hub_is_offline
-from stembed.instantiate import instantiate
+from stembed.recipe.instantiate import instantiate
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -1,0 +1,24 @@
+"""The command line: the typer app and one module per command family.
+
+Keep imports light: `stembed --help` must not import torch.
+"""
+
+import importlib
+
+import typer
+
+from stembed.cli.app import app, main
+
+for _family in ("train", "runs", "model", "config"):  # each module registers its commands, in this order
+    importlib.import_module(f"stembed.cli.{_family}")
+
+
+@app.command()
+def version() -> None:
+    """Print stembed's version."""
+    from stembed import __version__
+
+    typer.echo(__version__)
+
+
+__all__ = ["app", "main"]

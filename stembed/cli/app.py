@@ -1,0 +1,75 @@
+"""The `stembed` command. Keep imports light: `stembed --help` must not import torch."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+app = typer.Typer(
+    help="Fine-tune sentence-embedding models: Hydra configs in, MLflow runs and model cards out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+TRACKING_URI = typer.Option(
+    None, "--tracking-uri", help="Default: $MLFLOW_TRACKING_URI, else outputs/mlflow.db."
+)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Print a StembedError as one paragraph and exit 2 (traceback with STEMBED_DEBUG=1)."""
+    from stembed.errors import EXIT_USAGE, StembedError
+
+    try:
+        yield
+    except StembedError as err:
+        if os.environ.get("STEMBED_DEBUG") == "1":
+            raise
+        typer.echo(f"stembed: error: {err}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def main() -> None:
+    """Console-script entry point: run the command, then exit without the interpreter's teardown."""
+    try:
+        app()
+    except SystemExit as done:
+        _exit_now(done.code)
+    _exit_now(0)
+
+
+def _exit_now(code: int | str | None) -> None:
+    """Exit as Python would, but skip freeing every object one by one at shutdown.
+
+    After torch has been used, that teardown takes 2-3 s of a run's wall time (measured in
+    scripts/bench_overhead.py) and does nothing a finished process needs. What it does that matters
+    still happens, in Python's own order: thread pools are shut down and non-daemon threads waited
+    for, the atexit handlers run (MLflow, the sweep's parent run), logs and output streams are flushed.
+    """
+    import atexit
+    import logging
+    import threading
+
+    if isinstance(code, str):  # sys.exit("message") prints the message, as Python does
+        print(code, file=sys.stderr)
+        code = 1
+    code = code or 0
+    if "torch" not in sys.modules:  # nothing slow to skip (--help, config commands)
+        sys.exit(code)
+    threading._shutdown()  # type: ignore[attr-defined]  # Python's first step of finalizing
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

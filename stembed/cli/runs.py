@@ -1,0 +1,89 @@
+"""Reading runs back: `ui`, `runs`, `compare`, `card`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stembed.cli.app import TRACKING_URI, app, user_errors
+
+
+@app.command()
+def ui(
+    port: int = typer.Option(5000, help="Port to serve on."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; 127.0.0.1 keeps it on this machine."),
+    backend_store_uri: str = typer.Option(
+        None, help="Tracking store; default: $MLFLOW_TRACKING_URI, else outputs/mlflow.db here."
+    ),
+) -> None:
+    """Open the MLflow UI on the project's store."""
+    from stembed.tracking.store import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(backend_store_uri, Path("outputs"))
+    mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or shutil.which("mlflow")
+    if mlflow_bin is None:
+        typer.echo("The `mlflow` command is not installed in this environment: run `make install`.", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"MLflow UI for {uri} on http://{host}:{port} (Ctrl-C to stop)")
+    command = [mlflow_bin, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    raise typer.Exit(subprocess.call(command))
+
+
+@app.command()
+def runs(
+    experiment: str = typer.Option(None, "--experiment", "-e", help="Only this MLflow experiment."),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first."),
+    fmt: str = typer.Option("table", "--format", help="table, markdown, csv or json."),
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """Recent runs: name, status, duration, key metric, start time."""
+    from stembed.tracking import runs as runs_module
+
+    with user_errors():
+        mlflow_client = runs_module.client(tracking_uri)
+        names = {e.experiment_id: e.name for e in mlflow_client.search_experiments()}
+        found = runs_module.search(mlflow_client, experiment, limit)
+        typer.echo(runs_module.render(runs_module.runs_rows(found, names), fmt))
+
+
+@app.command()
+def compare(
+    run_ids: Annotated[list[str] | None, typer.Argument(help="Runs to compare.")] = None,
+    experiment: str = typer.Option(None, "--experiment", "-e", help="Every run of this experiment."),
+    sweep: str = typer.Option(None, "--sweep", help="The child runs of this sweep's parent run."),
+    limit: int = typer.Option(100, "--limit", "-n"),
+    fmt: str = typer.Option("table", "--format", help="table, markdown, csv or json."),
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """One table: the config keys that differ between runs, then their metrics, best first."""
+    from stembed.errors import StembedError
+    from stembed.tracking import runs as runs_module
+
+    with user_errors():
+        if bool(run_ids) + bool(experiment) + bool(sweep) != 1:
+            raise StembedError(
+                "compare: give run ids, or --experiment NAME, or --sweep PARENT_RUN_ID (one of them)."
+            )
+        mlflow_client = runs_module.client(tracking_uri)
+        if run_ids:
+            found = [runs_module.get_run(mlflow_client, run_id) for run_id in run_ids]
+        elif sweep:
+            runs_module.get_run(mlflow_client, sweep)
+            found = runs_module.search(mlflow_client, None, limit, f"tags.mlflow.parentRunId = '{sweep}'")
+        else:
+            found = runs_module.search(mlflow_client, experiment, limit)
+        typer.echo(runs_module.render(runs_module.compare_rows(found), fmt))
+
+
+@app.command()
+def card(run_id: str = typer.Argument(..., help="MLflow run id."), tracking_uri: str = TRACKING_URI) -> None:
+    """Print a run's model card."""
+    from stembed.tracking import runs as runs_module
+
+    with user_errors():
+        typer.echo(runs_module.card_text(runs_module.client(tracking_uri), run_id), nl=False)

@@ -1,0 +1,1 @@
+"""Using a trained model: evaluate, encode, export."""

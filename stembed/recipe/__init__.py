@@ -1,0 +1,1 @@
+"""The training recipe: Hydra wiring, checks, model, losses, evaluation, card."""

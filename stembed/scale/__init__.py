@@ -1,0 +1,1 @@
+"""Scale-out: sweeps, distributed training, stop and resume."""

@@ -1,0 +1,1 @@
+"""Training speed: length-split and length-grouped batches, throughput metrics."""

@@ -1,0 +1,1 @@
+"""MLflow: the store, redaction, one run per job, model logging, reading runs back."""
