@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stembed import __version__
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -42,7 +44,9 @@ def add_stembed_section(
     lines = [
         SECTION_TITLE,
         "",
-        "This model was trained with [stembed](https://pypi.org/project/stembed/). To train it again:",
+        # No link: stembed is not published on a package index, and a dead link misleads the card's readers.
+        f"This model was trained with stembed {__version__}, a command-line runner for sentence-transformers "
+        "fine-tuning. To train it again:",
         "",
         "```bash",
         command,
