@@ -1,4 +1,5 @@
 # stembed: `make run` trains the demo, `make test` runs the tests; each installs what it needs.
+# README.md is for users; docs/development.md describes the tests and the benchmarks.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,9 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The demo experiment, offline (about a minute on 2 CPU cores).
 run: install
 	$(BIN)/stembed train +experiment=demo
 
+# The whole suite, as CI runs it (real CLI runs, real MLflow store, Chromium and PostgreSQL).
 test: install browser postgres
 	$(BIN)/python -m pytest -q
 
@@ -37,6 +40,7 @@ postgres:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
 
+# The inner loop: skips the tests marked slow (the real all-MiniLM-L6-v2).
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
@@ -50,7 +54,7 @@ format: install
 
 # Performance, stembed vs a plain sentence-transformers script: CLI start-up, runner overhead,
 # training throughput and FLOP/s efficiency, quality at equal budget; one table (17.5 minutes
-# on 2 cores; reads ../shared/data).
+# on 2 cores; reads ../shared/data). Dated results: docs/benchmarks.md.
 bench: install
 	$(BIN)/python scripts/bench.py
 

@@ -22,7 +22,7 @@ from benchlib import print_table
 
 
 def machine() -> str:
-    """CPU model, cores and memory, as the README table states them."""
+    """CPU model, cores and memory, as the tables in docs/benchmarks.md state them."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:

@@ -1,5 +1,5 @@
 """Bad input: one paragraph naming the field, the value and the fix; exit code 2; no traceback; nothing
-left RUNNING in MLflow and no model directory. The table below is the README's table of bad inputs.
+left RUNNING in MLflow and no model directory. The table below is docs/errors.md's table of bad inputs.
 
 The cases run `stembed train` in-process (the same `run_hydra` the command calls) so thirty of them take
 seconds; tests/test_train.py runs some as real processes.
