@@ -30,10 +30,10 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    import torch
+    from stembed.speed.hardware import cpu_has_native_bf16
 
-    # trainer.bf16=auto autocasts only where bf16 is native: it changes stembed's speed
-    bf16 = "native bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "no native bf16"
+    # speed.bf16=auto autocasts only where bf16 is native: it changes stembed's speed
+    bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
     return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, {bf16}, no GPU"
 
 

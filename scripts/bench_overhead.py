@@ -35,8 +35,7 @@ def measure(repeat: int, steps: int, batch_size: int) -> dict[str, str]:
                 f"trainer.max_steps={n_steps}",
                 f"trainer.per_device_train_batch_size={batch_size}",
                 "trainer.warmup_steps=0",
-                "trainer.train_sampling_strategy=random",  # the plain script's batches
-                "trainer.bf16=false",
+                "speed=plain",  # the plain script's batches, fp32
             ]
             return stembed_train(overrides, work)[0]
 

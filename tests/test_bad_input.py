@@ -35,13 +35,17 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "seed_not_a_number": ([*BASE, "seed=abc"], ["seed=abc", "whole number"]),
     "batch_size_zero": ([*BASE, "trainer.per_device_train_batch_size=0"], ["batch_size=0", "positive"]),
     "batch_size_negative": ([*BASE, "trainer.per_device_train_batch_size=-4"], ["batch_size=-4", "positive"]),
-    "unknown_sampling_strategy": (
+    "unknown_batching": (
+        [*BASE, "speed.batches=sequential"],
+        ["speed.batches=sequential", "split_by_length", "random"],
+    ),
+    "unknown_batching_old_spelling": (  # deprecated, rewritten to speed.batches with a warning
         [*BASE, "trainer.train_sampling_strategy=sequential"],
-        ["trainer.train_sampling_strategy=sequential", "split_by_length", "random"],
+        ["trainer.train_sampling_strategy=sequential is deprecated", "speed.batches=sequential"],
     ),
     "split_with_in_batch_negatives": (
-        [*BASE, "loss=mnrl", "trainer.train_sampling_strategy=split_by_length"],
-        ["train_sampling_strategy=split_by_length", "MultipleNegativesRankingLoss", "group_by_length"],
+        [*BASE, "loss=mnrl", "speed=split_by_length"],
+        ["speed.batches=split_by_length", "MultipleNegativesRankingLoss", "speed=group_by_length"],
     ),
     "fp16_and_bf16": ([*BASE, "trainer.bf16=true", "trainer.fp16=true"], ["trainer.bf16=true", "pick one"]),
     "best_model_without_eval": (
@@ -133,7 +137,7 @@ def _write_data(directory: Path) -> None:
 def test_bad_input(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
     from hydra.core.global_hydra import GlobalHydra
 
-    from stembed.recipe.train import run_hydra
+    from stembed.recipe.app import run_hydra
 
     args, expected = CASES[case]
     _write_data(tmp_path)

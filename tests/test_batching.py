@@ -73,22 +73,34 @@ def test_token_lengths_follow_the_tokenizer_and_its_truncation() -> None:
 
 
 @pytest.mark.parametrize(
-    ("values", "native", "expected"),
+    ("speed_bf16", "values", "native", "expected"),
     [
-        ({"bf16": "auto"}, False, {"bf16": False}),
-        ({"bf16": "auto"}, True, {"bf16": True, "use_cpu": True}),
-        ({"bf16": "auto", "fp16": True}, True, {"bf16": False, "fp16": True}),
-        ({"bf16": True}, False, {"bf16": True}),
+        ("auto", {}, False, {"bf16": False}),
+        ("auto", {}, True, {"bf16": True, "use_cpu": True}),
+        ("auto", {"fp16": True}, True, {"fp16": True}),
+        (True, {}, False, {"bf16": True}),
+        ("auto", {"bf16": False}, True, {"bf16": False}),  # set in the trainer group: the user's choice
     ],
 )
-def test_bf16_auto_only_where_the_cpu_has_it(monkeypatch, values, native, expected) -> None:  # type: ignore[no-untyped-def]
+def test_bf16_auto_only_where_the_cpu_has_it(monkeypatch, speed_bf16, values, native, expected) -> None:  # type: ignore[no-untyped-def]
     import torch
 
-    from stembed.speed.throughput import resolve_bf16
+    from stembed.speed import hardware
+    from stembed.speed.plan import resolve_bf16
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
-    assert resolve_bf16(values) == expected
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
+    assert resolve_bf16(speed_bf16, values) == expected
+
+
+def test_native_bf16_read_from_the_cpu_flags(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from stembed.speed.hardware import cpu_has_native_bf16
+
+    with_bf16, without = tmp_path / "bf16", tmp_path / "avx2"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n")
+    assert cpu_has_native_bf16(with_bf16) and not cpu_has_native_bf16(without)
+    assert not cpu_has_native_bf16(tmp_path / "missing")
 
 
 def test_token_counter_counts_training_batches_only() -> None:

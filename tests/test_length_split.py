@@ -126,7 +126,7 @@ def test_split_training_follows_the_unsplit_run_step_for_step(tmp_path: Path) ->
         "trainer.eval_strategy=no",
         "trainer.save_strategy=no",
         "tracking.log_model=false",
-        "trainer.bf16=false",  # fp32 on both sides: bf16 autocast (auto, on AVX512-BF16 CPUs) rounds
+        "speed.bf16=false",  # fp32 on both sides: bf16 autocast (auto, on AVX512-BF16 CPUs) rounds
         "+model.config_kwargs.hidden_dropout_prob=0.0",
         "+model.config_kwargs.attention_probs_dropout_prob=0.0",
     ]
@@ -134,7 +134,7 @@ def test_split_training_follows_the_unsplit_run_step_for_step(tmp_path: Path) ->
     for strategy in ("split_by_length", "random"):
         cwd = tmp_path / strategy
         cwd.mkdir()
-        result = run_stembed([*base, f"trainer.train_sampling_strategy={strategy}"], cwd, timeout=600)
+        result = run_stembed([*base, f"speed.batches={strategy}"], cwd, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         (run,) = all_runs(store_uri(cwd))
         losses = MlflowClient(store_uri(cwd)).get_metric_history(run.info.run_id, "loss")

@@ -45,10 +45,11 @@ def test_presets_carry_the_reference_hyperparameters(name: str) -> None:
     assert cfg.trainer.num_train_epochs == epochs
     assert cfg.trainer.learning_rate == lr
     assert cfg.trainer.warmup_steps == warmup
-    # trainer.batch_sampler=auto (the default) is the plain sampler for losses that read labels.
+    # speed.batch_sampler=auto (the default) is the plain sampler for losses that read labels.
     in_batch = loss in ("MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss")
     auto = "no_duplicates" if in_batch else "batch_sampler"
-    assert cfg.trainer.batch_sampler in (sampler, "auto" if auto == sampler else sampler)
+    chosen = cfg.trainer.get("batch_sampler", cfg.speed.batch_sampler)
+    assert chosen in (sampler, "auto" if auto == sampler else sampler)
     assert cfg.task_name == name and cfg.model.name_or_path == "sentence-transformers/all-MiniLM-L6-v2"
 
 

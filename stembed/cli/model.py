@@ -20,8 +20,10 @@ def eval_(
     tracking_uri: str = TRACKING_URI,
 ) -> None:
     """Evaluate a model with the `data` and `evaluator` groups: stembed eval MODEL +experiment=stsb ..."""
+    from stembed.hub import decide_offline
     from stembed.inference.evaluate import run_eval
 
+    decide_offline()  # before anything imports huggingface_hub
     with user_errors():
         metrics, run_id = run_eval(model, list(ctx.args), log=not no_log, tracking_uri=tracking_uri)
     width = max(len(name) for name in metrics)
@@ -41,8 +43,10 @@ def encode(
     tracking_uri: str = TRACKING_URI,
 ) -> None:
     """Embed a column of a file with a model."""
+    from stembed.hub import decide_offline
     from stembed.inference.encode import encode_file, load_any_model
 
+    decide_offline()  # before anything imports huggingface_hub
     with user_errors():
         loaded, _ = load_any_model(model, tracking_uri)
         rows, dims = encode_file(loaded, input_path, column, output, batch_size)
@@ -61,9 +65,11 @@ def export(
 ) -> None:
     """Export a model to ONNX and print its parity with PyTorch (max abs diff of embeddings)."""
     from stembed.errors import StembedError
+    from stembed.hub import decide_offline
     from stembed.inference.encode import load_any_model
     from stembed.inference.export import FORMATS, export_onnx
 
+    decide_offline()  # before anything imports huggingface_hub
     with user_errors():
         if fmt not in FORMATS:
             raise StembedError(f"--format {fmt}: not supported. Formats: {', '.join(FORMATS)}.")

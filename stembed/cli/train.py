@@ -18,7 +18,7 @@ def train(ctx: typer.Context) -> None:
     Examples: `stembed train +experiment=demo`, `stembed train --cfg job +experiment=demo`,
     `stembed train --help` (Hydra's help: config groups and options). `--debug` shows tracebacks.
     """
-    from stembed.recipe.train import run_hydra
+    from stembed.recipe.app import run_hydra
 
     args = list(ctx.args)
     if "--debug" in args:  # show tracebacks for input errors too

@@ -15,10 +15,10 @@ MLFLOW_SCHEMES = ("runs:/", "models:/")
 
 def load_any_model(reference: str, tracking_uri: str | None = None) -> tuple[SentenceTransformer, str]:
     """(model, source) from an MLflow model URI (in tracking_uri's store), a local directory or a hub id."""
-    from stembed.hub import ensure_offline_mode_if_unreachable
+    from stembed.hub import decide_offline
     from stembed.tracking.store import resolve_tracking_uri
 
-    ensure_offline_mode_if_unreachable()
+    decide_offline()  # the CLI decided already; a library caller gets the same decision here
     tracking_uri = resolve_tracking_uri(tracking_uri, Path("outputs"))
     if reference.startswith(MLFLOW_SCHEMES):
         import mlflow

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from stembed.errors import StembedError
+from stembed.speed import BATCHES
 
 
 def check_config(cfg: Any, multirun: bool) -> None:
@@ -12,10 +15,16 @@ def check_config(cfg: Any, multirun: bool) -> None:
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise StembedError(f"seed={cfg.seed}: must be a whole number, e.g. seed=42.")
     trainer = cfg.trainer
-    if trainer.get("bf16") is True and trainer.get("fp16"):
+    if cfg.speed.batches not in BATCHES:
         raise StembedError(
-            "trainer.bf16=true and trainer.fp16=true: pick one mixed-precision mode "
-            "(trainer.bf16=true on CPUs and GPUs that support it, else trainer.fp16=true on GPUs)."
+            f"speed.batches={cfg.speed.batches}: stembed knows {', '.join(BATCHES)}. auto picks "
+            "split_by_length or group_by_length for the loss; random keeps the library's batches as they are."
+        )
+    bf16_key = "trainer.bf16" if "bf16" in trainer else "speed.bf16"
+    if OmegaConf.select(cfg, bf16_key) is True and trainer.get("fp16"):
+        raise StembedError(
+            f"{bf16_key}=true and trainer.fp16=true: pick one mixed-precision mode "
+            f"({bf16_key}=true on CPUs and GPUs that support it, else trainer.fp16=true on GPUs)."
         )
     if trainer.get("load_best_model_at_end") and str(trainer.get("eval_strategy")) == "no":
         raise StembedError(
@@ -48,20 +57,10 @@ def evaluator_disabled(evaluator: Any) -> bool:
     return not evaluator or ("_target_" in evaluator and evaluator["_target_"] is None)
 
 
-# trainer.train_sampling_strategy values stembed acts on (stembed.recipe.train._length_batching)
-SAMPLING_STRATEGIES = ("auto", "split_by_length", "group_by_length", "random")
-
-
 def check_trainer_value(key: str, value: Any, field_type: Any) -> None:
     """A trainer value of the wrong type (`trainer.learning_rate=fast`) fails here, naming the key."""
     if key.endswith("batch_size") and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
         raise StembedError(f"trainer.{key}={value}: must be a positive whole number, e.g. trainer.{key}=16.")
-    if key == "train_sampling_strategy" and value not in SAMPLING_STRATEGIES:
-        raise StembedError(
-            f"trainer.train_sampling_strategy={value}: stembed knows {', '.join(SAMPLING_STRATEGIES)} "
-            "(sentence-transformers ignores the field's other transformers values). auto picks "
-            "split_by_length or group_by_length for the loss; random keeps the library's batches as they are."
-        )
     expected = {bool: ("true or false", "true"), int: ("a whole number", "10"), float: ("a number", "0.1")}
     if value is None or field_type not in expected:
         return

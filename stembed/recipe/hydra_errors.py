@@ -13,7 +13,7 @@ from typing import Any
 
 from stembed.errors import EXIT_USAGE, StembedError, debug_requested, did_you_mean
 
-# Set by stembed.recipe.train.job when the task function starts: later errors are the job's, not the config's.
+# Set by stembed.recipe.app.job when the task function starts: later errors are the job's, not the config's.
 job_started = False
 _args: list[str] = []  # the command line being composed, to quote the user's own override back
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import functools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
@@ -12,17 +14,55 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from torch import nn
 
-# Losses that treat the other pairs of a batch as negatives: they take (anchor, positive[, negative])
-# texts and no label, so scored pairs must be reduced to their positives first.
-IN_BATCH_NEGATIVE_LOSSES = {
-    "MultipleNegativesRankingLoss",
-    "CachedMultipleNegativesRankingLoss",
-    "MultipleNegativesSymmetricRankingLoss",
-    "CachedMultipleNegativesSymmetricRankingLoss",
-    "GISTEmbedLoss",
-    "CachedGISTEmbedLoss",
-    "MegaBatchMarginLoss",
-}
+
+class LossFamily(enum.Enum):
+    """What a loss reads and how it uses the batch; decides data fitting, sampler and length split."""
+
+    IN_BATCH_NEGATIVES = "in-batch negatives"  # (anchor, positive[, negatives]) texts, no label
+    MEAN_OVER_ROWS = "mean over rows"  # a label per pair; the batch loss is a mean of per-row terms
+    PAIRWISE_RANKING = "pairwise ranking"  # a label per pair, compared across the pairs of the batch
+
+
+@dataclass(frozen=True)
+class LossKind:
+    family: LossFamily
+    label_range: tuple[float, float] | None = None  # labels a labelled-pair loss expects
+    text_pairs: bool = True  # reads (text, text, label) rows; SoftmaxLoss and MSELoss read other shapes
+
+
+@functools.cache
+def _loss_kinds() -> tuple[tuple[type, LossKind], ...]:
+    """(loss class, kind), checked with isinstance in this order, so subclasses are recognised."""
+    from sentence_transformers.sentence_transformer import losses
+
+    in_batch = LossKind(LossFamily.IN_BATCH_NEGATIVES)
+    unit = (0.0, 1.0)
+    return (
+        (losses.MultipleNegativesRankingLoss, in_batch),
+        (losses.CachedMultipleNegativesRankingLoss, in_batch),
+        (losses.MultipleNegativesSymmetricRankingLoss, in_batch),
+        (losses.CachedMultipleNegativesSymmetricRankingLoss, in_batch),
+        (losses.GISTEmbedLoss, in_batch),
+        (losses.CachedGISTEmbedLoss, in_batch),
+        (losses.MegaBatchMarginLoss, in_batch),
+        (losses.CosineSimilarityLoss, LossKind(LossFamily.MEAN_OVER_ROWS, unit)),
+        (losses.ContrastiveLoss, LossKind(LossFamily.MEAN_OVER_ROWS, unit)),
+        (losses.SoftmaxLoss, LossKind(LossFamily.MEAN_OVER_ROWS, text_pairs=False)),
+        (losses.MSELoss, LossKind(LossFamily.MEAN_OVER_ROWS, text_pairs=False)),
+        (losses.OnlineContrastiveLoss, LossKind(LossFamily.PAIRWISE_RANKING, unit)),
+        (losses.CoSENTLoss, LossKind(LossFamily.PAIRWISE_RANKING)),  # AnglELoss too: only the order counts
+    )
+
+
+def loss_kind(loss: nn.Module) -> LossKind | None:
+    """The kind of the loss, or of the loss a wrapper (MatryoshkaLoss) delegates to; None if unknown."""
+    inner = innermost_loss(loss)
+    return next((kind for cls, kind in _loss_kinds() if isinstance(inner, cls)), None)
+
+
+def loss_family(loss: nn.Module) -> LossFamily | None:
+    kind = loss_kind(loss)
+    return kind.family if kind else None
 
 
 def build_loss(cfg: Any, model: nn.Module) -> nn.Module:
@@ -62,7 +102,7 @@ def innermost_loss(loss: nn.Module) -> nn.Module:
 
 def uses_in_batch_negatives(loss: nn.Module) -> bool:
     """Whether the loss (or the loss it wraps) uses in-batch negatives and ignores labels."""
-    return type(innermost_loss(loss)).__name__ in IN_BATCH_NEGATIVE_LOSSES
+    return loss_family(loss) is LossFamily.IN_BATCH_NEGATIVES
 
 
 def fit_to_loss(dataset: Dataset, loss: nn.Module, label_column: str | None, min_score: float) -> Dataset:
@@ -79,34 +119,32 @@ def fit_to_loss(dataset: Dataset, loss: nn.Module, label_column: str | None, min
     return kept
 
 
-# Losses that learn from a label per (text, text) pair, and the label range each one expects.
-LABELLED_PAIR_LOSSES = {
-    "CosineSimilarityLoss": (0.0, 1.0),
-    "ContrastiveLoss": (0.0, 1.0),
-    "OnlineContrastiveLoss": (0.0, 1.0),
-    "CoSENTLoss": None,  # only the order of the labels matters
-    "AnglELoss": None,
-}
-
-
 def check_loss_inputs(dataset: Dataset, loss: nn.Module, label_column: str | None) -> None:
     """Fail when the training columns do not fit what the loss reads, naming the columns found."""
     name = type(innermost_loss(loss)).__name__
     texts = [c for c in dataset.column_names if c != label_column]
-    if name in LABELLED_PAIR_LOSSES:
-        _check_labelled_pairs(dataset, name, texts, label_column)
-    elif uses_in_batch_negatives(loss):
+    kind = loss_kind(loss)
+    if kind is None:
+        return
+    if kind.family is LossFamily.IN_BATCH_NEGATIVES:
         _check_in_batch_columns(dataset, name, texts)
+    elif kind.text_pairs:
+        _check_labelled_pairs(dataset, name, texts, label_column, kind.label_range)
 
 
-def _check_labelled_pairs(dataset: Dataset, name: str, texts: list[str], label_column: str | None) -> None:
+def _check_labelled_pairs(
+    dataset: Dataset,
+    name: str,
+    texts: list[str],
+    label_column: str | None,
+    label_range: tuple[float, float] | None,
+) -> None:
     if label_column is None or len(texts) != 2:
         raise StembedError(
             f"loss={name}: it needs two text columns and a label column (score or label); the training "
             f"data has columns {dataset.column_names}. Map them with data.columns.sentence1/sentence2/score, "
             "or use an in-batch-negative loss (loss=mnrl) for (anchor, positive) pairs without labels."
         )
-    label_range = LABELLED_PAIR_LOSSES[name]
     if label_range is None:
         return
     labels = dataset[label_column]

@@ -7,7 +7,7 @@ every epoch still sees every row once in a fresh order, while a batch holds rows
 With `no_duplicates` a batch never holds the same text twice (as sentence-transformers'
 NoDuplicatesBatchSampler), which in-batch-negative losses such as MNRL need.
 
-Selected by `trainer.train_sampling_strategy=group_by_length` (stembed.recipe.train).
+Selected by `speed.batches=group_by_length` (stembed/speed/plan.py).
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
-
-GROUP_BY_LENGTH = "group_by_length"  # trainer.train_sampling_strategy value
 
 
 class TokenLengths:

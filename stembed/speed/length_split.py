@@ -10,7 +10,7 @@ the unsplit batch (up to float rounding), with a fraction of the compute. Where 
 a small dynamic program over a cost model: tokens, attention that grows with length, and a fixed
 cost per forward pass (per-pass weight-gradient buffers and kernel launches).
 
-Selected by `trainer.train_sampling_strategy=split_by_length` (and by `auto` for such losses).
+Selected by `speed.batches=split_by_length` (and by `auto` for such losses; stembed/speed/plan.py).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from sentence_transformers import SentenceTransformerTrainer
 
+from stembed.recipe.losses import LossFamily, innermost_loss, loss_family
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-SPLIT_BY_LENGTH = "split_by_length"  # trainer.train_sampling_strategy value
 # Cost model, in token units, measured on this project's 2-core CPU with all-MiniLM-L6-v2 (forward +
 # backward): ~0.65 ms per token, attention adding ~L/256 of that per token at length L, and ~55 ms
 # per forward pass whatever its size (~85 tokens). On a GPU a pass costs far more than a token
@@ -34,14 +35,15 @@ MAX_BLOCKS = 64  # batches larger than this are cut between blocks of rows, not 
 
 
 def splits_exactly(loss: nn.Module) -> bool:
-    """Whether the loss is a mean of per-row terms, so a batch may be computed in weighted pieces."""
+    """Whether the loss is a plain mean of per-row terms, so a batch may be computed in weighted pieces."""
     from sentence_transformers.sentence_transformer import losses
 
-    kind = type(loss)
-    if kind in (losses.CosineSimilarityLoss, losses.SoftmaxLoss, losses.MSELoss):
-        loss_fct = loss.loss_fct  # a class-weighted mean is not a plain mean over rows
-        return getattr(loss_fct, "reduction", None) == "mean" and getattr(loss_fct, "weight", None) is None
-    return kind is losses.ContrastiveLoss and bool(loss.size_average)
+    if loss is not innermost_loss(loss) or loss_family(loss) is not LossFamily.MEAN_OVER_ROWS:
+        return False
+    if isinstance(loss, losses.ContrastiveLoss):
+        return bool(loss.size_average)
+    loss_fct = getattr(loss, "loss_fct", None)  # a class-weighted mean is not a plain mean over rows
+    return getattr(loss_fct, "reduction", None) == "mean" and getattr(loss_fct, "weight", None) is None
 
 
 def plan_pieces(lengths: list[list[int]], pass_cost: float) -> list[list[int]]:

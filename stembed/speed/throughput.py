@@ -96,23 +96,3 @@ def matmul_tflops(size: int = 1024, seconds: float = 2.0, dtype: str = "float32"
         torch.mm(a, b)
         runs += 1
     return 2.0 * size**3 * runs / elapsed / 1e12
-
-
-def resolve_bf16(values: dict[str, Any]) -> dict[str, Any]:
-    """`trainer.bf16=auto`: bf16 autocast only where the hardware computes in bf16 natively.
-
-    That is a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX (then `use_cpu`, which the library
-    requires for bf16 on a CPU). Elsewhere bf16 is emulated: on an AVX2 CPU it trained 17x slower.
-    """
-    if values.get("bf16") != "auto":
-        return values
-    import torch
-
-    values = dict(values, bf16=False)
-    if values.get("fp16"):
-        return values
-    if torch.cuda.is_available() and not values.get("use_cpu"):
-        values["bf16"] = torch.cuda.is_bf16_supported()
-    elif torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        values.update(bf16=True, use_cpu=True)
-    return values

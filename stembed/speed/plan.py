@@ -1,0 +1,95 @@
+"""The `speed` config group: stembed's own choices about precision and batches, resolved for one run.
+
+These are not SentenceTransformerTrainingArguments fields (the `trainer` group holds only those);
+they decide some of those fields once the hardware, the loss and the model are known. A value
+the user sets in the `trainer` group itself (e.g. `+trainer.batch_sampler=no_duplicates`) wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sentence_transformers import SentenceTransformerTrainer
+
+from stembed.errors import StembedError
+from stembed.recipe.losses import LossFamily, loss_family
+from stembed.speed import AUTO, GROUP_BY_LENGTH, RANDOM, SPLIT_BY_LENGTH
+from stembed.speed.batching import length_grouped, pads_batches
+from stembed.speed.length_split import LengthSplitTrainer, splits_exactly
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from torch import nn
+
+REGROUPABLE_SAMPLERS = ("batch_sampler", "no_duplicates")  # others decide their batches themselves
+
+
+def resolve_bf16(speed_bf16: Any, trainer_values: dict[str, Any]) -> dict[str, Any]:
+    """Training-argument values with `speed.bf16` applied: `auto` autocasts only where bf16 is native.
+
+    That is a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX (then `use_cpu`, which the library
+    requires for bf16 on a CPU). Elsewhere bf16 is emulated: on an AVX2 CPU it trained 17x slower.
+    """
+    from stembed.speed.hardware import cpu_has_native_bf16
+
+    values = dict(trainer_values)
+    if "bf16" in values or values.get("fp16"):  # set in the trainer group: the user's own choice
+        return values
+    if speed_bf16 != AUTO:
+        return values | {"bf16": bool(speed_bf16)}
+    import torch
+
+    values["bf16"] = False
+    if torch.cuda.is_available() and not values.get("use_cpu"):
+        values["bf16"] = torch.cuda.is_bf16_supported()
+    elif cpu_has_native_bf16():
+        values.update(bf16=True, use_cpu=True)
+    return values
+
+
+@dataclass
+class BatchPlan:
+    """The batch sampler and how batches skip padding, as the run's `stembed.batch_sampler` tag says."""
+
+    sampler: Any  # a BatchSamplers name, or a sampler factory for length-grouped batches
+    sampler_name: str
+    batches: str  # split_by_length, group_by_length or random
+
+    @property
+    def trainer_class(self) -> type[SentenceTransformerTrainer]:
+        """The trainer that computes batches this way: only a length split needs its own."""
+        return LengthSplitTrainer if self.batches == SPLIT_BY_LENGTH else SentenceTransformerTrainer
+
+    @property
+    def description(self) -> str:
+        return self.sampler_name if self.batches == RANDOM else f"{self.sampler_name}, {self.batches}"
+
+
+def plan_batches(speed: Any, trainer_sampler: Any, loss: nn.Module, model: SentenceTransformer) -> BatchPlan:
+    """Choose the sampler (no duplicates for in-batch negatives) and the batching (length split/grouping).
+
+    split_by_length keeps the library's batches and computes each in length-sorted pieces: the same
+    loss and gradient, for losses that are a mean of per-row terms. Other losses get batches of
+    similar-length rows (group_by_length). Models that pad nothing (StaticEmbedding) keep their batches.
+    """
+    in_batch = loss_family(loss) is LossFamily.IN_BATCH_NEGATIVES
+    name = trainer_sampler if trainer_sampler is not None else speed.batch_sampler
+    name = str(getattr(name, "value", name))
+    if name == AUTO:
+        name = "no_duplicates" if in_batch else "batch_sampler"
+    batches = str(speed.batches)
+    if batches == SPLIT_BY_LENGTH and not splits_exactly(loss):
+        raise StembedError(
+            f"speed.batches={SPLIT_BY_LENGTH}: {type(loss).__name__} is not a mean of per-row terms "
+            "(in-batch negatives or batch-wide ranking), so a batch cannot be computed in pieces. Use "
+            f"speed=group_by_length (or speed=auto) with this loss."
+        )
+    if batches == AUTO:
+        batches = SPLIT_BY_LENGTH if splits_exactly(loss) else GROUP_BY_LENGTH
+    if not pads_batches(model) or (batches == GROUP_BY_LENGTH and name not in REGROUPABLE_SAMPLERS):
+        batches = RANDOM
+    sampler: Any = name
+    if batches == GROUP_BY_LENGTH:
+        sampler = length_grouped(no_duplicates=name == "no_duplicates", model=model)
+    return BatchPlan(sampler=sampler, sampler_name=name, batches=batches)
