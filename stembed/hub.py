@@ -36,7 +36,7 @@ def hub_reachable(timeout: float = PROBE_TIMEOUT) -> bool:
     """
     request = urllib.request.Request(f"{hub_endpoint()}/api/health", method="HEAD")
     try:
-        with urllib.request.urlopen(request, timeout=timeout):
+        with urllib.request.build_opener().open(request, timeout=timeout):  # proxies as set now
             return True
     except urllib.error.HTTPError:
         return True

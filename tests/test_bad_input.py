@@ -41,7 +41,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "unknown_batching_old_spelling": (  # deprecated, rewritten to speed.batches with a warning
         [*BASE, "trainer.train_sampling_strategy=sequential"],
-        ["trainer.train_sampling_strategy=sequential is deprecated", "speed.batches=sequential"],
+        ["speed.batches=sequential", "split_by_length"],
     ),
     "split_with_in_batch_negatives": (
         [*BASE, "loss=mnrl", "speed=split_by_length"],

@@ -74,3 +74,18 @@ def test_no_evaluator() -> None:
     assert build_evaluator(compose_train("evaluator=none").evaluator, None) is None
     # evaluator=none also switches off an experiment's evaluator keys (name, test_name)
     assert build_evaluator(compose_train("+experiment=stsb", "evaluator=none").evaluator, None) is None
+
+
+def test_first_release_spellings_still_work(capsys) -> None:  # type: ignore[no-untyped-def]
+    from stembed.recipe.app import _current_spelling
+
+    assert _current_spelling("trainer.train_sampling_strategy=random") == "speed.batches=random"
+    assert _current_spelling("trainer.bf16=auto") == "speed.bf16=auto"
+    assert _current_spelling("trainer.batch_sampler=auto") == "speed.batch_sampler=auto"
+    assert "deprecated" in capsys.readouterr().err
+    # library values of library fields: set in the trainer group, which no longer lists them
+    assert _current_spelling("trainer.bf16=false") == "++trainer.bf16=false"
+    assert _current_spelling("trainer.batch_sampler=no_duplicates") == "++trainer.batch_sampler=no_duplicates"
+    assert _current_spelling("+trainer.bf16=true") == "+trainer.bf16=true"
+    assert _current_spelling("trainer.learning_rate=1e-4") == "trainer.learning_rate=1e-4"
+    assert capsys.readouterr().err == ""

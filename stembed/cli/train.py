@@ -16,7 +16,8 @@ def train(ctx: typer.Context) -> None:
     """Train one run (or a sweep with -m). Every argument goes to Hydra untouched.
 
     Examples: `stembed train +experiment=demo`, `stembed train --cfg job +experiment=demo`,
-    `stembed train --help` (Hydra's help: config groups and options). `--debug` shows tracebacks.
+    `stembed train --help` (Hydra's help: config groups and options). `--debug` shows tracebacks;
+    `--verbose` shows every log line on the console too (they always go to the run's train.log).
     """
     from stembed.recipe.app import run_hydra
 
@@ -24,6 +25,9 @@ def train(ctx: typer.Context) -> None:
     if "--debug" in args:  # show tracebacks for input errors too
         args.remove("--debug")
         os.environ["STEMBED_DEBUG"] = os.environ["HYDRA_FULL_ERROR"] = "1"
+    if "--verbose" in args:
+        args.remove("--verbose")
+        os.environ["STEMBED_VERBOSE"] = "1"
     run_hydra(args)
 
 

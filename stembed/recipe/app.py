@@ -74,8 +74,10 @@ def job(cfg: DictConfig) -> float | None:
     try:
         decide_offline()  # before the recipe imports the hub libraries (a sweep worker decides too)
         check_config(cfg, multirun=HydraConfig.get().mode == RunMode.MULTIRUN)  # fails fast, no torch yet
+        from stembed.recipe.console import route_library_logs, verbose_requested
         from stembed.recipe.train import train
 
+        route_library_logs(verbose_requested(HydraConfig.get().verbose))
         # In a sweep, a failing job is recorded FAILED and the sweep goes on.
         return run_job(functools.partial(train, stop=stop), cfg)
     except KeyboardInterrupt:

@@ -27,6 +27,7 @@ from stembed.errors import StembedError
 from stembed.hub import hub_is_offline
 from stembed.recipe.arguments import training_arguments
 from stembed.recipe.card import add_stembed_section, describe_datasets
+from stembed.recipe.console import quiet_progress, verbose_requested
 from stembed.recipe.evaluation import build_evaluators, check_not_diverged, run_evaluators
 from stembed.recipe.instantiate import instantiate
 from stembed.recipe.losses import build_loss, check_loss_inputs, fit_to_loss, uses_in_batch_negatives
@@ -65,7 +66,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
         args.eval_strategy = "no"
     findings = sanity_findings(cfg, data, train_dataset, loss, model, batches.sampler_name)
     describe_datasets(model, data, cfg.task_name, hub_is_offline())  # before the trainer adds its own details
-    trainer = batches.trainer_class(
+    trainer: SentenceTransformerTrainer = batches.trainer_class(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -74,6 +75,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
         evaluator=evaluators[0],
         callbacks=[tracker.trainer_callback(), *([stop.trainer_callback()] if stop else [])],
     )
+    quiet_progress(trainer, verbose_requested(hydra_cfg.verbose))
     resume_from = resume_checkpoint(cfg, run_dir)
 
     overrides = mask_overrides(list(hydra_cfg.overrides.task))
