@@ -46,29 +46,16 @@ def main() -> None:
 
 
 def _exit_now(code: int | str | None) -> None:
-    """Exit as Python would, but skip freeing every object one by one at shutdown.
-
-    After torch has been used, that teardown takes 2-3 s of a run's wall time (measured in
-    scripts/bench_overhead.py) and does nothing a finished process needs. What it does that matters
-    still happens, in Python's own order: thread pools are shut down and non-daemon threads waited
-    for, the atexit handlers run (MLflow, the sweep's parent run), logs and output streams are flushed.
-    """
-    import atexit
-    import logging
-    import threading
-
+    """Exit as Python would; after torch was used, without the interpreter's slow teardown."""
     if isinstance(code, str):  # sys.exit("message") prints the message, as Python does
         print(code, file=sys.stderr)
         code = 1
     code = code or 0
     if "torch" not in sys.modules:  # nothing slow to skip (--help, config commands)
         sys.exit(code)
-    threading._shutdown()  # type: ignore[attr-defined]  # Python's first step of finalizing
-    atexit._run_exitfuncs()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    from stembed.internals import exit_without_teardown
+
+    exit_without_teardown(code)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def run_hydra(args: list[str]) -> None:
         except StembedError as err:
             exit_with(err)
     args = [_current_spelling(arg) for arg in args]
-    hydra_errors.install(args)
+    hydra_errors.check_command_line(args)
     sys.argv = ["stembed-train", *hydra_args(args)]  # under torchrun: one run directory for all ranks
     hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(job)()
 
@@ -69,7 +69,6 @@ def _current_spelling(arg: str) -> str:
 
 def job(cfg: DictConfig) -> float | None:
     """One Hydra job: check the config, then train; input errors become one paragraph and exit code 2."""
-    hydra_errors.job_started = True
     stop = GracefulStop().install()  # Ctrl-C and a cluster's pre-emption: checkpoint, run KILLED
     try:
         decide_offline()  # before the recipe imports the hub libraries (a sweep worker decides too)

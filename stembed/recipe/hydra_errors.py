@@ -1,54 +1,92 @@
 """Hydra's composition errors (unknown option, unknown key, bad override syntax) as stembed errors.
 
-Hydra prints these itself and exits 1. stembed wraps Hydra's reporting function so that an error in the
-command line or config is one paragraph naming the field, the value and the fix, with exit code 2, like
-every other input error. Errors raised inside a running job keep Hydra's own report.
+Before handing the command line to `hydra.main`, stembed composes it once with Hydra's public
+Compose API (about 0.2 s). An error in the command line or the config then becomes one paragraph
+naming the field, the value and the fix, with exit code 2, like every other input error; Hydra
+itself would print its own report and exit 1. A sweep is checked with the first value of each swept
+choice or range (interval and glob sweeps are left to the sweeper).
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+
+from stembed.config import conf_dir
 from stembed.errors import EXIT_USAGE, StembedError, debug_requested, did_you_mean
 
-# Set by stembed.recipe.app.job when the task function starts: later errors are the job's, not the config's.
-job_started = False
-_args: list[str] = []  # the command line being composed, to quote the user's own override back
+# Hydra's flags: those that take a value, and those after which there is nothing to check.
+VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--experimental-rerun"}
+NO_CHECK_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--shell-completion", "-sc"}
+OTHER_CONFIG_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd"}
 
 
-def install(args: list[str]) -> None:
-    """Route Hydra's error reporting through `explain` for this process (hydra-core 1.3)."""
-    import hydra._internal.hydra as hydra_module
-    import hydra._internal.utils as utils_module
-
-    global job_started, _args
-    job_started, _args = False, list(args)
-    original = utils_module.run_and_report
-    if getattr(original, "stembed", False):
+def check_command_line(args: list[str]) -> None:
+    """Compose the command line once; exit 2 with one paragraph if Hydra would reject it."""
+    if debug_requested() or not NO_CHECK_FLAGS.isdisjoint(args) or not OTHER_CONFIG_FLAGS.isdisjoint(args):
         return
+    multirun = "-m" in args or "--multirun" in args
+    overrides = _overrides(args)
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="stembed-train"):
+            cfg = compose("train", overrides=_first_of_sweeps(overrides) if multirun else overrides,
+                          return_hydra_config=True)  # fmt: skip
+        _check_writable(Path(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
+    except Exception as err:
+        message = explain(err, overrides)
+        if message is None:
+            return  # not about the input: hydra.main reports it as usual
+        print(f"stembed: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
 
-    def run_and_report(func: Callable[[], Any]) -> Any:
+
+def _overrides(args: list[str]) -> list[str]:
+    """The overrides among Hydra's command-line arguments (flags and their values left out)."""
+    overrides, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in VALUE_FLAGS:
+            skip = True
+        elif not arg.startswith("-"):
+            overrides.append(arg)
+    return overrides
+
+
+def _first_of_sweeps(overrides: list[str]) -> list[str]:
+    """Each swept choice or range reduced to its first value; other sweeps left out."""
+    parser = OverridesParser.create()
+    reduced = []
+    for arg in overrides:
         try:
-            return func()
-        except Exception as err:
-            message = None if job_started or debug_requested() else explain(err, _args)
-            if message is None:
-                return original(_reraise(err))
-            print(f"stembed: error: {message}", file=sys.stderr)
-            sys.exit(EXIT_USAGE)
+            (override,) = parser.parse_overrides([arg])
+        except HydraException:
+            reduced.append(arg)  # compose reports the syntax error
+            continue
+        if not override.is_sweep_override():
+            reduced.append(arg)
+            continue
+        try:
+            reduced.append(f"{override.get_key_element()}={next(iter(override.sweep_string_iterator()))}")
+        except HydraException:
+            continue  # interval(...) and glob(...): only the sweeper can enumerate them
+    return reduced
 
-    run_and_report.stembed = True  # type: ignore[attr-defined]
-    utils_module.run_and_report = run_and_report
-    hydra_module.run_and_report = run_and_report
 
-
-def _reraise(err: Exception) -> Callable[[], Any]:
-    def again() -> Any:
-        raise err
-
-    return again
+def _check_writable(run_dir: Path) -> None:
+    """The run directory's nearest existing parent must be a writable directory."""
+    parent = run_dir
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        reason = "not a directory" if parent.exists() and not parent.is_dir() else "permission denied"
+        raise OSError(13, reason, str(run_dir))
 
 
 def explain(err: Exception, args: list[str]) -> str | None:

@@ -55,33 +55,38 @@ def store_lock(uri: str) -> Iterator[None]:
     if not uri.startswith("sqlite:///"):
         yield
         return
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
+    from filelock import FileLock
+
+    with FileLock(uri.removeprefix("sqlite:///") + ".lock"):
         yield
-        return
-    with Path(uri.removeprefix("sqlite:///") + ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def check_server_reachable(uri: str, timeout: float = 5.0) -> None:
-    """For an http(s) store, one TCP connect: MLflow's own client retries for minutes before failing."""
-    import socket
+    """For an http(s) store, one request to the server's /health: MLflow's client retries for minutes.
+
+    urllib honours HTTPS_PROXY/HTTP_PROXY/NO_PROXY, as MLflow's client does. Any HTTP answer means
+    a server is there (its own errors are MLflow's to report).
+    """
+    import urllib.error
+    import urllib.request
     from urllib.parse import urlparse
 
     parsed = urlparse(uri)
     if parsed.scheme not in ("http", "https"):
         return
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    health = f"{parsed.scheme}://{parsed.hostname}:{port}{parsed.path.rstrip('/')}/health"  # no userinfo
+    request = urllib.request.Request(health)
     try:
-        socket.create_connection((parsed.hostname or "", port), timeout=timeout).close()
-    except OSError as err:
+        with urllib.request.build_opener().open(request, timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
         raise StembedError(
             f"tracking.uri={mask_secret('uri', uri)}: no MLflow server answers at {parsed.hostname}:{port} "
-            f"({err.strerror or err}). Start the server (mlflow server --host 127.0.0.1 --port {port}), fix "
-            "the URI, or unset tracking.uri and MLFLOW_TRACKING_URI to use the embedded store."
+            f"({getattr(reason, 'strerror', None) or reason}). Start the server (mlflow server --host "
+            f"127.0.0.1 --port {port}), fix the URI, or unset tracking.uri and MLFLOW_TRACKING_URI to use "
+            "the embedded store."
         ) from err
