@@ -21,6 +21,15 @@ TINY = [
 ]
 
 
+def require(found: object, what: str) -> None:
+    """Skip a test whose outside tool is missing, with the reason; under CI (CI=true) fail instead."""
+    if found:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{what} is not installed; CI must run this test (`make test` installs it).")
+    pytest.skip(f"{what} is not installed (`make test` installs it)")
+
+
 def stembed_env(**extra: str) -> dict[str, str]:
     """The environment for a stembed subprocess: offline hub, no inherited tracking URI."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "HYDRA_FULL_ERROR")}
@@ -64,3 +73,21 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess
     result = run_stembed(["train", *args, "trainer.max_steps=12"], cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd, result
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One 2-job sweep (CosineSimilarityLoss, CoSENTLoss), models logged and registered, shared by the
+    tests that read a sweep back. Tests may add runs to its store (eval runs): filter by tags."""
+    cwd = tmp_path_factory.mktemp("tiny_sweep")
+    args = [arg for arg in TINY if arg != "tracking.log_model=false"]
+    result = run_stembed(
+        ["train", "-m", *args, "loss=cosine,cosent", "tracking.register_model=support-demo"], cwd
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd, result
+
+
+def sweep_job_runs(uri: str) -> list:
+    """The runs of a sweep's jobs (not its parent, not eval runs added later)."""
+    return [run for run in all_runs(uri) if "stembed.sweep_job" in run.data.tags]

@@ -28,6 +28,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def postgres_installed() -> bool:
+    try:
+        postgres_bin()
+    except RuntimeError:
+        return False
+    return True
+
+
 def postgres_bin() -> Path:
     """The directory with initdb and pg_ctl (Debian keeps them out of PATH)."""
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))

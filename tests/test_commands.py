@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY, all_runs, job_runs, run_stembed, store_uri
+from conftest import all_runs, run_stembed, store_uri, sweep_job_runs
 from hydra import compose, initialize_config_dir
 
 from stembed.config import conf_dir
@@ -16,13 +16,9 @@ from stembed.recipe.configs import _problems
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two tiny runs (CosineSimilarityLoss, CoSENTLoss) with their models logged."""
-    cwd = tmp_path_factory.mktemp("sweep")
-    args = [a for a in TINY if a != "tracking.log_model=false"]
-    result = run_stembed(["train", "-m", *args, "loss=cosine,cosent"], cwd)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return cwd
+def sweep(tiny_sweep: tuple[Path, object]) -> Path:
+    """Two tiny runs (CosineSimilarityLoss, CoSENTLoss) with their models logged (conftest.tiny_sweep)."""
+    return tiny_sweep[0]
 
 
 def stembed_json(args: list[str], cwd: Path) -> list[dict]:
@@ -32,7 +28,7 @@ def stembed_json(args: list[str], cwd: Path) -> list[dict]:
 
 
 def job_run_ids(cwd: Path) -> list[str]:
-    return [run.info.run_id for run in job_runs(store_uri(cwd))]
+    return [run.info.run_id for run in sweep_job_runs(store_uri(cwd))]
 
 
 def test_config_list_show_and_validate(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY, all_runs, job_runs, run_stembed, stembed_env, store_uri
-from team_server import mlflow_server, postgres_database, psql
+from conftest import TINY, all_runs, require, run_stembed, stembed_env, store_uri, sweep_job_runs
+from team_server import mlflow_server, postgres_database, postgres_installed, psql
 
 WITH_MODEL = [arg for arg in TINY if arg != "tracking.log_model=false"]
 
@@ -54,6 +54,7 @@ def test_team_server_with_postgresql_and_served_artifacts(tmp_path: Path) -> Non
     """tracking.uri=http://...: runs land in PostgreSQL, artifacts on the server, read back over HTTP."""
     import mlflow
 
+    require(postgres_installed(), "PostgreSQL's server (make postgres)")
     (tmp_path / "client").mkdir()
     with postgres_database() as database, mlflow_server(database, tmp_path / "served") as url:
         args = [*WITH_MODEL, f"tracking.uri={url}", "tracking.register_model=team-demo"]
@@ -81,21 +82,19 @@ def test_team_server_with_postgresql_and_served_artifacts(tmp_path: Path) -> Non
     assert not (tmp_path / "client" / "mlruns").exists()
 
 
-def test_register_model_adds_a_version_per_run(tmp_path: Path) -> None:
+def test_register_model_adds_a_version_per_run(tiny_sweep) -> None:  # type: ignore[no-untyped-def]
     """Two jobs (a 2-job sweep, one process) register versions 1 and 2 of one name in the SQLite store."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    args = [*WITH_MODEL, "tracking.register_model=support-demo", "loss=cosine,cosent"]
-    result = run_stembed(["train", "-m", *args], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    tmp_path, result = tiny_sweep
     for version in (1, 2):
         assert (
             f"registry: 'support-demo' version {version}  (models:/support-demo/{version})" in result.stdout
         )
     uri = store_uri(tmp_path)
     versions = MlflowClient(tracking_uri=uri).search_model_versions("name = 'support-demo'")
-    jobs = {run.data.tags["stembed.sweep_job"]: run.info.run_id for run in job_runs(uri)}
+    jobs = {run.data.tags["stembed.sweep_job"]: run.info.run_id for run in sweep_job_runs(uri)}
     assert {int(v.version): v.run_id for v in versions} == {1: jobs["0"], 2: jobs["1"]}
     mlflow.set_tracking_uri(uri)
     assert mlflow.sentence_transformers.load_model("models:/support-demo/2").encode(["hi"]).shape == (1, 32)

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import TINY, all_runs, job_runs, run_stembed, stembed_env, store_uri
+from conftest import TINY, all_runs, run_stembed, stembed_env, store_uri, sweep_job_runs
 
 
 def test_run_is_logged_to_mlflow(tiny_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
@@ -84,21 +84,9 @@ def test_model_artifact_loads_and_encodes(tiny_run: tuple[Path, subprocess.Compl
     assert not (run_dirs[0] / "model.partial").exists()
 
 
-def test_tracking_uri_precedence(tmp_path: Path) -> None:
-    env_store = f"sqlite:///{tmp_path / 'env.db'}"
-    cli_store = f"sqlite:///{tmp_path / 'cli.db'}"
-    env = stembed_env(MLFLOW_TRACKING_URI=env_store)
-    assert run_stembed(["train", *TINY], tmp_path, env=env).returncode == 0
-    assert run_stembed(["train", *TINY, f"tracking.uri={cli_store}"], tmp_path, env=env).returncode == 0
-    assert len(all_runs(env_store)) == 1
-    assert len(all_runs(cli_store)) == 1
-    assert not (tmp_path / "outputs" / "mlflow.db").exists()
-
-
-def test_multirun_is_a_parent_run_with_one_finished_child_per_job(tmp_path: Path) -> None:
-    result = run_stembed(["train", "-m", *TINY, "loss=cosine,cosent"], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = job_runs(store_uri(tmp_path))
+def test_multirun_is_a_parent_run_with_one_finished_child_per_job(tiny_sweep) -> None:  # type: ignore[no-untyped-def]
+    tmp_path, _ = tiny_sweep
+    runs = sweep_job_runs(store_uri(tmp_path))
     (parent,) = [r for r in all_runs(store_uri(tmp_path)) if r.data.tags.get("stembed.sweep") == "parent"]
     assert parent.info.status == "FINISHED" and parent.data.params["sweep_overrides"].endswith(
         "loss=cosine,cosent"
@@ -201,7 +189,7 @@ def test_interrupt_ends_run_killed(tmp_path: Path) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         cwd = tmp_path / sig.name
         cwd.mkdir()
-        args = [*TINY, "trainer.max_steps=1000000", "trainer.logging_steps=50"]
+        args = [*TINY, "trainer.max_steps=1000000"]  # TINY logs every step to train.log
         process = subprocess.Popen(
             [STEMBED, "train", *args],
             cwd=cwd,
@@ -210,14 +198,13 @@ def test_interrupt_ends_run_killed(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 120
-        # The baseline evaluation runs inside the open MLflow run, right before training. (The store
-        # is not read meanwhile: a second process would race the first one's schema creation.)
+        # Wait for the first logged training step (the store is not read meanwhile: a second process
+        # would race the first one's schema creation).
         while time.monotonic() < deadline and process.poll() is None:
             logs = list((cwd / "outputs" / "runs").glob("*/*/train.log"))
-            if logs and "Evaluating the model" in logs[0].read_text():
+            if logs and "[stembed.trainer]" in logs[0].read_text():
                 break
-            time.sleep(0.5)
-        time.sleep(3)
+            time.sleep(0.2)
         assert process.poll() is None, process.communicate()[1][-3000:]
         process.send_signal(sig)
         _, stderr = process.communicate(timeout=60)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import STEMBED, all_runs, stembed_env, store_uri
+from conftest import STEMBED, all_runs, require, stembed_env, store_uri
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -76,8 +76,7 @@ def test_ui_serves_the_runs_of_the_embedded_store(ui: tuple[Path, str]) -> None:
 
 def test_browser_shows_runs_sorted_by_their_metric(ui: tuple[Path, str], tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.fail("Debian's chromium is not installed: `make test` installs it (make browser).")
+    require(chromium, "Debian's chromium (make browser)")
     cwd, base = ui
     (run,) = all_runs(store_uri(cwd))
     sort = "orderByKey=metrics.%60final_val_spearman_cosine%60"
