@@ -42,7 +42,7 @@ postgres:
 
 # The inner loop: skips the tests marked slow (the real all-MiniLM-L6-v2).
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not e2e"
 
 lint: install
 	$(BIN)/ruff check stembed tests scripts

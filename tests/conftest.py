@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# In-process tests load models after huggingface_hub is imported, too late for stembed to decide;
+# tests/test_hub.py runs the CLI without the variable, as a new user would.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 STEMBED = str(Path(sys.executable).with_name("stembed"))
 # The tiny model trains in seconds; a high learning rate makes its progress visible in a few steps.
 TINY = [

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import all_runs, store_uri
 
+pytestmark = pytest.mark.e2e  # real training runs in subprocesses: `make test`, not test-fast
+
 BASE = ["+experiment=demo", "model=tiny", "trainer=smoke"]
 PAIRS = [*BASE, "data=pairs"]
 MNRL_CATEGORY = [*PAIRS, "loss=mnrl", "data.source=category.csv", "data.columns.sentence1=anchor"]

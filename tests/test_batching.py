@@ -121,6 +121,7 @@ def test_token_counter_counts_training_batches_only() -> None:
     assert metrics["train_useful_tflops"] == pytest.approx(6 * 20 * 5 / 2 / 1e12)
 
 
+@pytest.mark.slow
 def test_only_models_that_pad_get_length_groups() -> None:
     from stembed.recipe.model import load_model, tiny_static_model
     from stembed.speed.batching import pads_batches

@@ -56,6 +56,7 @@ def test_validate_finds_broken_targets_arguments_and_trainer_keys() -> None:
     assert any("trainer.learnig_rate" in p and "learning_rate" in p for p in problems)
 
 
+@pytest.mark.e2e
 def test_runs_and_compare(sweep: Path) -> None:
     runs = stembed_json(["runs"], sweep)
     assert len(runs) == 3 and {r["status"] for r in runs} == {"FINISHED"}  # the sweep's parent and 2 jobs
@@ -75,6 +76,7 @@ def test_runs_and_compare(sweep: Path) -> None:
     assert missing.returncode == 2 and "not found" in missing.stderr
 
 
+@pytest.mark.e2e
 def test_card(sweep: Path) -> None:
     run_id = job_run_ids(sweep)[0]
     result = run_stembed(["card", run_id], sweep)
@@ -83,6 +85,7 @@ def test_card(sweep: Path) -> None:
     )
 
 
+@pytest.mark.e2e
 def test_eval_logs_a_run_linked_to_the_model_run(sweep: Path) -> None:
     run_id = job_run_ids(sweep)[0]
     result = run_stembed(["eval", f"runs:/{run_id}/model", "+experiment=demo"], sweep)
@@ -98,6 +101,7 @@ def test_eval_logs_a_run_linked_to_the_model_run(sweep: Path) -> None:
     assert missing.returncode == 2 and "runs:/0123456789abcdef/model" in missing.stderr
 
 
+@pytest.mark.e2e
 def test_encode(sweep: Path, tmp_path: Path) -> None:
     model_dir = next((sweep / "outputs" / "multirun").glob("*/*/0/model"))
     pd.DataFrame({"question": ["where is my laptop order?", "refund please", "hello"]}).to_csv(

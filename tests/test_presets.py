@@ -62,6 +62,7 @@ def test_presets_point_at_public_sources() -> None:
     assert compose_preset("customer_support", "data.source=x.csv").data.source == "x.csv"
 
 
+@pytest.mark.e2e
 def test_every_preset_trains_on_its_fixture(tmp_path: Path) -> None:
     """`-m '+experiment=glob(*)'`: one real (smoke) training run per preset, each logged FINISHED."""
     write_fixtures(tmp_path / "data")

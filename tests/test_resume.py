@@ -11,6 +11,8 @@ import pytest
 from conftest import STEMBED, TINY, all_runs, run_stembed, stembed_env, store_uri
 
 STEPS = 40
+pytestmark = pytest.mark.e2e  # real training runs in subprocesses: `make test`, not test-fast
+
 # A loss that counts its steps in a file, can be slowed down (so a signal lands mid-run) and can crash.
 COUNTING_LOSS = """
 import os, time

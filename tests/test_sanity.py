@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import TINY, all_runs, run_stembed, store_uri
+
+pytestmark = pytest.mark.e2e  # real training runs in subprocesses: `make test`, not test-fast
 
 PAIRS = [*TINY, "data=pairs", "data.source=pairs.csv", "data.eval_fraction=0.25"]
 

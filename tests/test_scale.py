@@ -11,6 +11,8 @@ import pytest
 from conftest import TINY, all_runs, require, run_stembed, stembed_env, store_uri, sweep_job_runs
 from team_server import mlflow_server, postgres_database, postgres_installed, psql
 
+pytestmark = pytest.mark.e2e  # real training runs in subprocesses: `make test`, not test-fast
+
 WITH_MODEL = [arg for arg in TINY if arg != "tracking.log_model=false"]
 
 

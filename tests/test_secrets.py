@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import TINY, all_runs, run_stembed, stembed_env, store_uri
+
+pytestmark = pytest.mark.e2e  # real training runs in subprocesses: `make test`, not test-fast
 
 PLANTED = {
     "HF_TOKEN": "hf_PLANTEDenvToken123",

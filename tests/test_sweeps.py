@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY, all_runs, job_runs, run_stembed, stembed_env, store_uri
 
+pytestmark = pytest.mark.e2e  # real training runs in subprocesses: `make test`, not test-fast
+
 TINY_LR = [arg for arg in TINY if not arg.startswith("trainer.learning_rate=")]
 
 

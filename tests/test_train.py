@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import TINY, all_runs, run_stembed, stembed_env, store_uri, sweep_job_runs
 
 
@@ -84,6 +85,7 @@ def test_model_artifact_loads_and_encodes(tiny_run: tuple[Path, subprocess.Compl
     assert not (run_dirs[0] / "model.partial").exists()
 
 
+@pytest.mark.e2e
 def test_multirun_is_a_parent_run_with_one_finished_child_per_job(tiny_sweep) -> None:  # type: ignore[no-untyped-def]
     tmp_path, _ = tiny_sweep
     runs = sweep_job_runs(store_uri(tmp_path))
@@ -103,6 +105,7 @@ def test_multirun_is_a_parent_run_with_one_finished_child_per_job(tiny_sweep) ->
     assert len(list((tmp_path / "outputs" / "multirun").glob("*/*/*/model"))) == 2
 
 
+@pytest.mark.e2e
 def test_matryoshka_mnrl_with_retrieval_evaluator(tmp_path: Path) -> None:
     """A wrapped in-batch-negatives loss on scored pairs: positives only, '@' metric names made safe."""
     args = [*TINY, "loss=matryoshka", "loss.matryoshka_dims=[32,16]", "evaluator=retrieval"]
@@ -115,6 +118,7 @@ def test_matryoshka_mnrl_with_retrieval_evaluator(tmp_path: Path) -> None:
     assert "baseline_val_cosine_recall_at_1" in run.data.metrics
 
 
+@pytest.mark.e2e
 def test_crash_during_training_ends_run_failed_with_traceback(tmp_path: Path) -> None:
     """Any loss class can be named by _target_; this one fails mid-training."""
     (tmp_path / "crashing.py").write_text(
@@ -140,6 +144,7 @@ def test_crash_during_training_ends_run_failed_with_traceback(tmp_path: Path) ->
     assert not list((tmp_path / "outputs" / "runs").glob("*/*/model"))
 
 
+@pytest.mark.e2e
 def test_bad_input_is_one_paragraph_exit_2_and_no_run(tmp_path: Path) -> None:
     cases = {
         "+trainer.learnig_rate=0.1": ["trainer.learnig_rate=0.1", "Did you mean 'learning_rate'?"],
@@ -164,6 +169,7 @@ def test_bad_input_is_one_paragraph_exit_2_and_no_run(tmp_path: Path) -> None:
     assert result.returncode != 0 and "trainer.learnig_rate" in result.stderr
 
 
+@pytest.mark.e2e
 def test_bad_data_file_names_file_and_columns(tmp_path: Path) -> None:
     (tmp_path / "pairs.csv").write_text("question1,question2,is_duplicate\na,b,1\nc,d,0\ne,f,1\n")
     args = ["+experiment=demo", "model=tiny", "trainer=smoke", "data=pairs", "data.source=pairs.csv"]
@@ -179,6 +185,7 @@ def test_bad_data_file_names_file_and_columns(tmp_path: Path) -> None:
     assert run.info.status == "FINISHED" and run.data.tags["stembed.data_name"] == "pairs.csv"
 
 
+@pytest.mark.e2e
 def test_interrupt_ends_run_killed(tmp_path: Path) -> None:
     """Ctrl-C (SIGINT) and a cluster's pre-emption (SIGTERM) end the MLflow run KILLED, not RUNNING."""
     import signal

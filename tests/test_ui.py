@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import STEMBED, all_runs, require, stembed_env, store_uri
 
+pytestmark = pytest.mark.e2e  # real training runs in subprocesses: `make test`, not test-fast
+
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
