@@ -111,6 +111,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
 
     from stembed.recipe.card import add_stembed_section
     from stembed.recipe.evaluation import check_not_diverged, run_evaluators
+    from stembed.recipe.per_example import log_per_example
     from stembed.scale import distributed, sweep
     from stembed.speed.throughput import count_tokens, throughput_metrics
 
@@ -122,6 +123,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
         baseline = run_evaluators(job.evaluators, model)  # of the base model, also when resuming
         if not resume:
             tracker.log_metrics(baseline, step=0, prefix="baseline_")
+            log_per_example(tracker, job.evaluators, model, "baseline_")
             tracker.log_metrics({f"sanity_{f.name}": f.count for f in job.findings}, step=0)
         primary = _primary_metric(cfg.get("optimized_metric"), job.evaluators[0], baseline)
         if primary:
@@ -133,6 +135,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
         tracker.log_metrics(speed, step=trainer.state.global_step)
         final = run_evaluators(job.evaluators, model)
         tracker.log_metrics(final, step=trainer.state.global_step, prefix="final_")
+        log_per_example(tracker, job.evaluators, model, "final_")
         check_not_diverged(model, baseline, final, job.args.learning_rate)  # NaN: the run ends FAILED
         if not distributed.is_main_process():
             return None  # under torchrun, rank 0 saves the model, writes the card and logs
