@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ def load_tables(client: MlflowClient, run_id: str, prefix: str) -> dict[str, pd.
     """{evaluator name: per-example table} logged by a run as eval/<prefix><name>.parquet."""
     from stembed.recipe.per_example import ARTIFACT_DIR, EVALUATOR, read_table
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in a report
     names = [
         Path(f.path).name
         for f in client.list_artifacts(run_id, ARTIFACT_DIR)
@@ -76,6 +78,8 @@ def paired(
 
 def columns(table: pd.DataFrame, like: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
     """Numeric columns as float arrays; label columns as integer ids shared with `like`."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
     found = {}
     labels = sorted(set(table.get("gold_label", [])) | set(table.get("predicted_label", [])))
     if like is not None:
@@ -84,7 +88,7 @@ def columns(table: pd.DataFrame, like: pd.DataFrame | None = None) -> dict[str, 
     for name in table.columns:
         if name in ("gold_label", "predicted_label"):
             found[name] = np.array([index[v] for v in table[name]], dtype=int)
-        elif np.issubdtype(table[name].dtype, np.number):
+        elif is_numeric_dtype(table[name]) and not is_bool_dtype(table[name]):
             found[name] = table[name].to_numpy(dtype=float)
     return found
 
@@ -161,6 +165,10 @@ def by_config(runs: list[Run]) -> list[dict[str, Any]]:
             )
         )
         groups.setdefault(key, []).append(run)
+    seed_values = [{k: v for k, v in run.data.params.items() if is_seed_key(k)} for run in runs]
+    varying_seeds = sorted(
+        {k for found in seed_values for k in found if len({f.get(k) for f in seed_values}) > 1}
+    )
     all_keys = sorted({k for key in groups for k, _ in key})
     values = [dict(key) for key in groups]
     differing = [k for k in all_keys if len({v.get(k) for v in values}) > 1]
@@ -173,7 +181,7 @@ def by_config(runs: list[Run]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"config": len(rows) + 1}
         row.update({k: params.get(k, "") for k in differing})
         row["runs"] = len(members)
-        seeds = sorted({_seeds(run) for run in members})
+        seeds = sorted({_seeds(run, varying_seeds) for run in members})
         row["seeds"] = "; ".join(seeds)
         for metric in metrics:
             row[metric] = _mean_sd([run.data.metrics.get(metric) for run in members])
@@ -187,9 +195,9 @@ def by_config(runs: list[Run]) -> list[dict[str, Any]]:
     return rows
 
 
-def _seeds(run: Run) -> str:
-    found = {k: v for k, v in run.data.params.items() if is_seed_key(k)}
-    return ",".join(f"{k}={v}" for k, v in sorted(found.items()) if not k.startswith("data."))
+def _seeds(run: Run, keys: list[str]) -> str:
+    """The run's values of the seed keys that vary between the runs, e.g. trainer.seed=1,seed=42."""
+    return ",".join(f"{k}={run.data.params.get(k, '')}" for k in keys)
 
 
 def _mean_sd(values: list[float | None]) -> str:
