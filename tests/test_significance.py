@@ -172,11 +172,12 @@ def test_compare_significance_of_seed_only_runs(seed_runs: tuple[Path, dict[str,
     assert result.returncode == 0, result.stderr[-2000:]
     import json
 
-    rows = {row["metric"]: row for row in json.loads(result.stdout)}
-    primary = rows["val_spearman_cosine *"]  # the primary metric is marked and listed first
+    rows = json.loads(result.stdout)
+    primary = rows[0]  # the primary metric is marked and listed first
+    assert (primary["metric"], primary["primary"]) == ("val_spearman_cosine", "*")
     low, high = (float(v) for v in primary["95% interval"].strip("[]").split(","))
     assert low <= 0.0 <= high and primary["verdict"] == "no evidence of a difference"
-    assert primary["examples"] == 200 and set(rows) == {"val_spearman_cosine *", "val_pearson_cosine"}
+    assert primary["examples"] == 200 and [r["metric"] for r in rows[1:]] == ["val_pearson_cosine"]
     table = run_stembed(["compare", runs["a"], runs["b"], "--significance"], cwd)
     assert "10,000 resamples" in table.stdout and "no evidence of a difference" in table.stdout
 
@@ -254,3 +255,27 @@ def test_diff_of_a_run_without_per_example_scores(tmp_path: Path) -> None:
     result = run_stembed(["diff", run_id], tmp_path)
     assert result.returncode == 2 and "no baseline and final per-example scores" in result.stderr
     assert isinstance(result, subprocess.CompletedProcess)
+
+
+def test_diff_of_label_routing_counts_the_confusions(tmp_path: Path) -> None:
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from stembed.data.fixtures import write_fixtures
+
+    write_fixtures(tmp_path / "data")
+    overrides = ["+experiment=it_tickets", "datasets=local", "trainer.max_steps=30"]
+    run_id = _train(tmp_path, *[a for a in TINY if a != "+experiment=demo"], *overrides)
+    result = run_stembed(["diff", run_id], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    metrics = [li.split(":")[0].strip() for li in lines if li.startswith("  it-tickets_")]
+    assert metrics[0] == "it-tickets_macro_f1"  # the preset's primary metric first
+    assert "Confusion pairs that grew (gold -> predicted: before -> after):" in result.stdout
+    client = MlflowClient(store_uri(tmp_path))
+    frame = pd.read_parquet(client.download_artifacts(run_id, "diff.parquet", str(tmp_path)))
+    final = pd.read_parquet(client.download_artifacts(run_id, "eval/final_it-tickets.parquet", str(tmp_path)))
+    confusions = frame[frame.row_kind == "confusion"]
+    assert confusions.after.sum() == (final.gold_label != final.predicted_label).sum()
+    examples = frame[frame.row_kind == "example"]
+    assert len(examples) == len(final) and examples.before.min() >= 1  # ranks of the right label

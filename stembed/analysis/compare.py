@@ -132,7 +132,8 @@ def comparison_rows(results: list[tuple[str, Comparison]], primary: str, a: str,
         verdict = NO_EVIDENCE if not c.differs else (f"{b} better" if c.delta > 0 else f"{a} better")
         rows.append(
             {
-                "metric": c.metric + (" *" if is_primary(c.metric) else ""),
+                "metric": c.metric,
+                "primary": "*" if is_primary(c.metric) else "",
                 "A": round(c.a, 4),
                 "B": round(c.b, 4),
                 "B-A": f"{c.delta:+.4f}",

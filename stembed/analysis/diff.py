@@ -37,8 +37,10 @@ def run_diff(
 ) -> list[EvaluatorDiff]:
     """Diff every evaluator that has both baseline_ and final_ per-example tables in the run."""
     from stembed.recipe.per_example import KIND
+    from stembed.tracking.run import metric_name
 
     baseline, final = load_tables(client, run_id, "baseline_"), load_tables(client, run_id, "final_")
+    primary = client.get_run(run_id).data.tags.get("stembed.primary_metric", "").removeprefix("final_")
     shared = [name for name in final if name in baseline]
     if not shared:
         raise StembedError(
@@ -50,7 +52,8 @@ def run_diff(
     for name in shared:
         before, after = baseline[name], final[name]
         after = after.set_index("example_id").loc[before.example_id].reset_index()
-        metrics = {k: v for k, v in before.attrs["stembed.metrics"].items()}
+        metrics = dict(before.attrs["stembed.metrics"])
+        metrics = dict(sorted(metrics.items(), key=lambda item: metric_name(item[0]) != primary))
         comparisons = paired_bootstrap(columns(before), columns(after, like=before), metrics, resamples, seed)
         kind = before.attrs.get(KIND, "")
         diff = EvaluatorDiff(name, kind, comparisons, _examples(before, after, kind))
