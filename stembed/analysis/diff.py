@@ -204,7 +204,12 @@ def _example_line(row: Any, markdown: bool) -> str:
     text = str(row.text).replace("\n", " ")
     text = text if len(text) <= 90 else text[:87] + "..."
     gold = f" [gold {row.gold}]" if row.gold else ""
-    return f"{_bullet(markdown)}{row.before:g} -> {row.after:g}{gold}  {text}"
+    return f"{_bullet(markdown)}{_number(row.before)} -> {_number(row.after)}{gold}  {text}"
+
+
+def _number(value: float) -> str:
+    """Ranks as integers, distances with 3 decimals."""
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.3f}"
 
 
 def card_with_section(card: str, section: str) -> str:
