@@ -33,6 +33,7 @@ KIND, METRICS, EXAMPLES, EVALUATOR = (
     "stembed.evaluator",
 )
 _CACHE = "_stembed_embeddings"
+QUERY_CHUNK = 256
 
 
 def leaves(evaluators: list[Any]) -> Iterator[Any]:
@@ -260,9 +261,14 @@ def retrieval_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
         for qid in evaluator.queries_ids
     ]
     metrics: dict[str, dict[str, str]] = {}
+    queries = torch.as_tensor(queries)
     for name, function in functions.items():
-        scores = function(torch.as_tensor(queries), corpus).detach().cpu().float().numpy()
-        columns = _retrieval_columns(evaluator, scores, tie_key, relevant)
+        columns: dict[str, list[float]] = {}
+        for start in range(0, len(queries), QUERY_CHUNK):  # a bounded slice of the score matrix
+            scores = function(queries[start : start + QUERY_CHUNK], corpus).detach().cpu().float().numpy()
+            part = _retrieval_columns(evaluator, scores, tie_key, relevant[start : start + QUERY_CHUNK])
+            for key, values in part.items():
+                columns.setdefault(key, []).extend(values)
         for key, values in columns.items():
             table[f"{name}_{key}"] = values
             if "@" in key:
