@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stembed.errors import debug_requested
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -128,7 +130,16 @@ def tables(evaluators: list[Any], model: Any) -> dict[str, pd.DataFrame]:
     found: dict[str, pd.DataFrame] = {}
     for evaluator in leaves(evaluators):
         builder = next((b for cls, b in builders if isinstance(evaluator, cls)), None)
-        table = builder(evaluator, model) if builder else None
+        try:
+            table = builder(evaluator, model) if builder else None
+        except Exception as err:  # an extra artifact must not cost the user the trained model
+            if debug_requested():
+                raise
+            print(
+                f"stembed: warning: per-example scores of '{evaluator.name}' not saved: {err!r}",
+                file=sys.stderr,
+            )
+            continue
         if table is None:
             print(
                 f"stembed: note: no per-example scores for {type(evaluator).__name__} "
