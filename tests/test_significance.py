@@ -47,6 +47,24 @@ def test_weighted_statistics_equal_the_statistic_of_the_resample() -> None:
         assert bootstrap.weighted_macro_f1(gold, predicted, weights)[0] == pytest.approx(expected_f1)
 
 
+def test_weighted_threshold_metrics_equal_the_binary_evaluator() -> None:
+    from sentence_transformers.sentence_transformer.evaluation import BinaryClassificationEvaluator as B
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(2)
+    gold = (rng.random(150) < 0.4).astype(float)
+    score = np.round(gold * 0.3 + rng.random(150), 2)  # rounded: ties between pairs
+    for counts in bootstrap.resample_counts(150, 5, rng):
+        weights = counts[None]
+        ys, ss = _expand(gold, counts), _expand(score, counts)
+        accuracy = B.find_best_acc_and_threshold(ss, ys, True)[0]
+        assert bootstrap.weighted_best_accuracy(score, gold, weights)[0] == pytest.approx(accuracy)
+        f1 = B.find_best_f1_and_threshold(ss, ys, True)[0]
+        assert bootstrap.weighted_best_f1(score, gold, weights)[0] == pytest.approx(f1)
+        ap = average_precision_score(ys, ss)
+        assert bootstrap.weighted_average_precision(score, gold, weights)[0] == pytest.approx(ap)
+
+
 def test_paired_bootstrap_of_a_known_accuracy_gain() -> None:
     # 100 questions: A answers 50, B the same 50 and 10 more. B - A = 0.10; the paired differences are
     # 10 ones and 90 zeros, so the interval is about 0.10 ± 1.96 * sqrt(0.1 * 0.9 / 100) = [0.04, 0.16].
@@ -79,6 +97,7 @@ def test_paired_bootstrap_finds_no_difference_where_there_is_none() -> None:
 
 def test_per_example_tables_recompute_every_metric_without_encoding_again() -> None:
     from sentence_transformers.sentence_transformer.evaluation import (
+        BinaryClassificationEvaluator,
         EmbeddingSimilarityEvaluator,
         InformationRetrievalEvaluator,
     )
@@ -100,6 +119,9 @@ def test_per_example_tables_recompute_every_metric_without_encoding_again() -> N
             **retrieval_inputs(pairs, "sentence1", "sentence2", "score", 0.5), name="ir"
         ),
         LabelRetrievalEvaluator(texts, labels, name="route"),
+        BinaryClassificationEvaluator(
+            pairs["sentence1"], pairs["sentence2"], [int(s == 1.0) for s in pairs["score"]], name="dup"
+        ),
     ]
     metrics = run_evaluators(evaluators, model)
     calls = []
@@ -107,14 +129,15 @@ def test_per_example_tables_recompute_every_metric_without_encoding_again() -> N
     model.encode = lambda *args, **kwargs: calls.append(1) or encode(*args, **kwargs)
     found = tables(evaluators, model)
     assert calls == []  # the embeddings the evaluators computed were reused
-    assert set(found) == {"val", "ir", "route"}
+    assert set(found) == {"val", "ir", "route", "dup"}
     checked = 0
     for table in found.values():
         ones = np.ones((1, len(table)))
         for name, spec in table.attrs[METRICS].items():
             assert bootstrap.statistic(spec, columns(table), ones)[0] == pytest.approx(metrics[name]), name
             checked += 1
-    assert checked == 2 + 15 + 3  # pearson, spearman; {accuracy,precision,recall}@{1,3,5,10}, mrr, ndcg, map
+    # pearson, spearman; {accuracy,precision,recall}@{1,3,5,10}, mrr, ndcg, map; routing; accuracy, f1, ap
+    assert checked == 2 + 15 + 3 + 3
     assert (found["ir"]["cosine_rank"] >= 1).all() and (found["route"]["rank"] >= 1).all()
     assert found["val"].example_id.is_unique and found["ir"].example_id.is_unique
 

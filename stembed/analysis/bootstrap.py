@@ -95,9 +95,46 @@ def weighted_macro_f1(gold: np.ndarray, predicted: np.ndarray, weights: np.ndarr
     return f1.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
 
 
+def _cuts(score: np.ndarray, gold: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Weighted counts at every threshold between distinct scores (highest first): positives
+    predicted correctly, pairs predicted positive, and per row all positives and all pairs."""
+    order = np.argsort(-score, kind="stable")
+    ordered = score[order]
+    group_end = np.r_[ordered[1:] != ordered[:-1], True]
+    w = weights[:, order]
+    hits = np.cumsum(w * gold[order], axis=1)[:, group_end]
+    taken = np.cumsum(w, axis=1)[:, group_end]
+    return hits, taken, hits[:, -1:], taken[:, -1:]
+
+
+def weighted_best_accuracy(score: np.ndarray, gold: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Accuracy at the best threshold (as BinaryClassificationEvaluator: 0/1 gold, higher = similar)."""
+    hits, taken, positives, total = _cuts(score, gold, weights)
+    correct = hits + (total - positives) - (taken - hits)
+    return np.maximum(correct.max(axis=1), (total - positives)[:, 0]) / total[:, 0]
+
+
+def weighted_best_f1(score: np.ndarray, gold: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """F1 at the best threshold."""
+    hits, taken, positives, _ = _cuts(score, gold, weights)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(hits > 0, 2 * hits / (taken + positives), 0.0)
+    return f1.max(axis=1)
+
+
+def weighted_average_precision(score: np.ndarray, gold: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average precision as scikit-learn computes it: sum of (recall step) x precision over thresholds."""
+    hits, taken, positives, _ = _cuts(score, gold, weights)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(taken > 0, hits / np.where(taken > 0, taken, 1.0), 0.0)
+        recall_step = np.diff(np.hstack([np.zeros_like(hits[:, :1]), hits]), axis=1) / positives
+    return (recall_step * precision).sum(axis=1)
+
+
 def statistic(spec: Mapping[str, Any], columns: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
     """A metric per weight row, from its recipe: {"mean": col} | {"pearson"/"spearman": [x, y]} |
-    {"macro_f1": [gold, predicted]} (integer class ids)."""
+    {"macro_f1": [gold, predicted]} (integer class ids) | {"best_accuracy"/"best_f1"/
+    "average_precision": [score, gold]} (0/1 gold, higher score = more similar)."""
     ((kind, args),) = spec.items()
     if kind == "mean":
         return weighted_mean(columns[args], weights)
@@ -107,6 +144,10 @@ def statistic(spec: Mapping[str, Any], columns: Mapping[str, np.ndarray], weight
         return weighted_spearman(columns[args[0]], columns[args[1]], weights)
     if kind == "macro_f1":
         return weighted_macro_f1(columns[args[0]], columns[args[1]], weights)
+    binary = {"best_accuracy": weighted_best_accuracy, "best_f1": weighted_best_f1}
+    binary["average_precision"] = weighted_average_precision
+    if kind in binary:
+        return binary[kind](columns[args[0]], columns[args[1]], weights)
     raise ValueError(f"unknown metric recipe {spec}")
 
 

@@ -71,7 +71,7 @@ def _examples(before: pd.DataFrame, after: pd.DataFrame, kind: str) -> pd.DataFr
     """
     import pandas as pd
 
-    if kind == "similarity":
+    if kind in ("similarity", "binary"):
         score = next(c for c in before.columns if c.startswith("score_"))
         measure = "distance from gold"
         text = before.sentence1 + "  <->  " + before.sentence2

@@ -116,6 +116,7 @@ def log_per_example(tracker: Tracker, evaluators: list[Any], model: Any, prefix:
 def tables(evaluators: list[Any], model: Any) -> dict[str, pd.DataFrame]:
     """{evaluator name: per-example table} for every evaluator stembed knows how to score per example."""
     from sentence_transformers.sentence_transformer.evaluation import (
+        BinaryClassificationEvaluator,
         EmbeddingSimilarityEvaluator,
         InformationRetrievalEvaluator,
     )
@@ -126,6 +127,7 @@ def tables(evaluators: list[Any], model: Any) -> dict[str, pd.DataFrame]:
         (EmbeddingSimilarityEvaluator, similarity_table),
         (InformationRetrievalEvaluator, retrieval_table),
         (LabelRetrievalEvaluator, label_table),
+        (BinaryClassificationEvaluator, binary_table),
     ]
     found: dict[str, pd.DataFrame] = {}
     for evaluator in leaves(evaluators):
@@ -224,6 +226,39 @@ def similarity_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
             metrics[_metric_name(evaluator, f"{statistic}_{name}")] = {statistic: [f"score_{name}", "gold"]}
     table.attrs = {
         KIND: "similarity",
+        METRICS: metrics,
+        EXAMPLES: _fingerprint(zip(table.example_id, gold, strict=True)),
+    }
+    return table
+
+
+def binary_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
+    """Pairs labelled 0/1: the similarity per similarity function (higher = more similar) and the label."""
+    import numpy as np
+    import pandas as pd
+    from sentence_transformers.util import pairwise_cos_sim, pairwise_dot_score
+
+    functions = {"cosine": pairwise_cos_sim, "dot": pairwise_dot_score}
+    names = [n for n in (evaluator.similarity_fn_names or [model.similarity_fn_name]) if n in functions]
+    try:
+        unique = list({*evaluator.sentences1, *evaluator.sentences2})  # as the evaluator embeds them
+    except TypeError:
+        return None
+    if not names:
+        return None
+    embedded = dict(zip(unique, _embed(evaluator, model, unique), strict=True))
+    first = np.stack([embedded[s] for s in evaluator.sentences1])
+    second = np.stack([embedded[s] for s in evaluator.sentences2])
+    s1, s2 = list(map(str, evaluator.sentences1)), list(map(str, evaluator.sentences2))
+    gold = [float(label) for label in evaluator.labels]
+    table = pd.DataFrame({"example_id": example_ids(s1, s2), "sentence1": s1, "sentence2": s2, "gold": gold})
+    metrics: dict[str, dict[str, list[str]]] = {}
+    for name in names:
+        table[f"score_{name}"] = functions[name](first, second).detach().cpu().float().numpy()
+        for key, recipe in (("accuracy", "best_accuracy"), ("f1", "best_f1"), ("ap", "average_precision")):
+            metrics[_metric_name(evaluator, f"{name}_{key}")] = {recipe: [f"score_{name}", "gold"]}
+    table.attrs = {
+        KIND: "binary",
         METRICS: metrics,
         EXAMPLES: _fingerprint(zip(table.example_id, gold, strict=True)),
     }
