@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -277,7 +276,9 @@ def test_diff_of_a_run_without_per_example_scores(tmp_path: Path) -> None:
     run_id = _train(tmp_path, "evaluator=none")
     result = run_stembed(["diff", run_id], tmp_path)
     assert result.returncode == 2 and "no baseline and final per-example scores" in result.stderr
-    assert isinstance(result, subprocess.CompletedProcess)
+    compared = run_stembed(["compare", run_id, run_id, "--significance"], tmp_path)
+    assert compared.returncode == 2 and "has no per-example scores" in compared.stderr
+    assert "Traceback" not in result.stderr + compared.stderr
 
 
 def test_diff_of_label_routing_counts_the_confusions(tmp_path: Path) -> None:
