@@ -56,6 +56,14 @@ def compare(
     run_ids: Annotated[list[str] | None, typer.Argument(help="Runs to compare.")] = None,
     experiment: str = typer.Option(None, "--experiment", "-e", help="Every run of this experiment."),
     sweep: str = typer.Option(None, "--sweep", help="The child runs of this sweep's parent run."),
+    significance: bool = typer.Option(
+        False, "--significance", help="RUN_A RUN_B: paired bootstrap of every shared metric (B - A)."
+    ),
+    by_config: bool = typer.Option(
+        False, "--by-config", help="Group runs that differ only in seeds; mean ± sd per configuration."
+    ),
+    resamples: int = typer.Option(10_000, "--resamples", help="Bootstrap resamples (--significance)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling (--significance)."),
     limit: int = typer.Option(100, "--limit", "-n"),
     fmt: str = typer.Option("table", "--format", help="table, markdown, csv or json."),
     tracking_uri: str = TRACKING_URI,
@@ -69,6 +77,11 @@ def compare(
             raise StembedError(
                 "compare: give run ids, or --experiment NAME, or --sweep PARENT_RUN_ID (one of them)."
             )
+        if significance and (len(run_ids or []) != 2 or by_config):
+            raise StembedError(
+                f"compare --significance: give exactly two run ids (RUN_A RUN_B), got {len(run_ids or [])}"
+                f"{' run ids' if run_ids else ' (with --experiment/--sweep)'}. The test pairs their examples."
+            )
         mlflow_client = runs_module.client(tracking_uri)
         if run_ids:
             found = [runs_module.get_run(mlflow_client, run_id) for run_id in run_ids]
@@ -77,7 +90,59 @@ def compare(
             found = runs_module.search(mlflow_client, None, limit, f"tags.mlflow.parentRunId = '{sweep}'")
         else:
             found = runs_module.search(mlflow_client, experiment, limit)
-        typer.echo(runs_module.render(runs_module.compare_rows(found), fmt))
+        if significance:
+            typer.echo(_significance_report(mlflow_client, found, resamples, seed, fmt))
+        elif by_config:
+            from stembed.analysis.compare import by_config as group_by_config
+
+            typer.echo(runs_module.render(group_by_config(found), fmt))
+        else:
+            typer.echo(runs_module.render(runs_module.compare_rows(found), fmt))
+
+
+def _significance_report(mlflow_client, runs: list, resamples: int, seed: int, fmt: str) -> str:  # type: ignore[no-untyped-def]
+    from stembed.analysis.compare import comparison_rows, significance
+    from stembed.tracking import runs as runs_module
+
+    run_a, run_b = runs
+    results = significance(mlflow_client, run_a, run_b, resamples, seed)
+    primary = runs_module.key_metric(run_b)[0] or runs_module.key_metric(run_a)[0]
+    table = runs_module.render(comparison_rows(results, primary, "A", "B"), fmt)
+    if fmt != "table":
+        return table
+    header = [
+        f"A = {run_a.info.run_id} ({run_a.info.run_name})",
+        f"B = {run_b.info.run_id} ({run_b.info.run_name})",
+        f"paired bootstrap over the examples both were evaluated on: {resamples:,} resamples, seed {seed}; "
+        "* = primary metric",
+        "",
+    ]
+    return "\n".join(header) + table
+
+
+@app.command()
+def diff(
+    run_id: str = typer.Argument(..., help="A training run (with an evaluator)."),
+    top: int = typer.Option(5, "--top", "-n", help="How many examples that moved most to show."),
+    resamples: int = typer.Option(10_000, "--resamples", help="Bootstrap resamples."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """Baseline -> final of one run: the gain per metric with its interval, and the examples that moved.
+
+    Writes diff.parquet to the run and a section to its card.
+    """
+    from stembed.analysis import diff as diff_module
+    from stembed.tracking import runs as runs_module
+
+    with user_errors():
+        mlflow_client = runs_module.client(tracking_uri)
+        runs_module.get_run(mlflow_client, run_id)
+        diffs = diff_module.run_diff(mlflow_client, run_id, resamples, seed)
+        typer.echo(f"stembed diff {run_id}\n")
+        typer.echo(diff_module.render(diffs, top))
+        for written in diff_module.publish(mlflow_client, run_id, diffs, top):
+            typer.echo(f"wrote {written}")
 
 
 @app.command()

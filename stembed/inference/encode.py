@@ -57,15 +57,23 @@ def model_run_id(reference: str, tracking_uri: str) -> str | None:
 
 def evaluate(model: SentenceTransformer, cfg: Any) -> dict[str, float]:
     """Build `data` and `evaluator` from the composed config and evaluate (eval split, then test)."""
-    from stembed.recipe.evaluation import build_evaluators, run_evaluators
+    from stembed.recipe.evaluation import run_evaluators
+
+    return run_evaluators(build_eval(cfg)[0], model)
+
+
+def build_eval(cfg: Any) -> tuple[list[Any], Any]:
+    """([evaluator on the eval split, on the test split or None], the data) from the composed config."""
+    from stembed.recipe.evaluation import build_evaluators
     from stembed.recipe.instantiate import instantiate
 
-    evaluators = build_evaluators(cfg.evaluator, instantiate(cfg.data, "data"))
+    data = instantiate(cfg.data, "data")
+    evaluators = build_evaluators(cfg.evaluator, data)
     if evaluators[0] is None:
         raise StembedError(
             "evaluator=none: nothing to evaluate. Pick an evaluator, e.g. evaluator=similarity."
         )
-    return run_evaluators(evaluators, model)
+    return evaluators, data
 
 
 def encode_file(

@@ -16,7 +16,9 @@ def run_eval(
     from omegaconf import OmegaConf
 
     from stembed.config import conf_dir
-    from stembed.inference.encode import evaluate, load_any_model, model_run_id
+    from stembed.inference.encode import build_eval, load_any_model, model_run_id
+    from stembed.recipe.evaluation import run_evaluators
+    from stembed.recipe.per_example import log_per_example
     from stembed.tracking.run import Tracker, flatten
     from stembed.tracking.store import resolve_tracking_uri
 
@@ -27,7 +29,8 @@ def run_eval(
         raise StembedError(f"overrides {overrides}: {err}") from err
     uri = resolve_tracking_uri(tracking_uri or cfg.tracking.get("uri"), Path(cfg.paths.output_root))
     model, source = load_any_model(reference, uri)
-    metrics = evaluate(model, cfg)
+    evaluators, data = build_eval(cfg)
+    metrics = run_evaluators(evaluators, model)
     if not log:
         return metrics, None
     tracker = Tracker(uri, f"{cfg.task_name}-eval")
@@ -36,6 +39,7 @@ def run_eval(
         "stembed.evaluated_model": reference,
         "stembed.model_source": source,
         "stembed.command": "stembed eval",
+        "stembed.data_fingerprint": data.fingerprint,
     }
     if run_id := model_run_id(reference, uri):
         tags["stembed.model_run_id"] = run_id
@@ -43,4 +47,5 @@ def run_eval(
     params.update(flatten(OmegaConf.to_container(cfg.evaluator, resolve=True), "evaluator."))
     with tracker.run(None, params, tags) as eval_run_id:
         tracker.log_metrics(metrics, step=0)
+        log_per_example(tracker, evaluators, model)  # eval/<evaluator>.parquet, for compare --significance
     return metrics, eval_run_id

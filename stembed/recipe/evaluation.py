@@ -100,11 +100,17 @@ def build_evaluators(cfg: Any, data: Any) -> list[BaseEvaluator | None]:
 
 
 def run_evaluators(evaluators: list[BaseEvaluator | None], model: Any) -> dict[str, float]:
-    """The merged metrics of every evaluator that is not None."""
+    """The merged metrics of every evaluator that is not None.
+
+    The embeddings are kept on the evaluators, for `per_example.log_per_example` to reuse.
+    """
+    from stembed.recipe.per_example import recording
+
     metrics: dict[str, float] = {}
-    for evaluator in evaluators:
-        if evaluator is not None:
-            metrics.update(evaluator(model))
+    with recording(evaluators):
+        for evaluator in evaluators:
+            if evaluator is not None:
+                metrics.update(evaluator(model))
     return metrics
 
 

@@ -39,13 +39,7 @@ class LabelRetrievalEvaluator(SentenceEvaluator):
     ) -> dict[str, float]:
         import torch
 
-        class_texts = [label_text(label, self.label_names) for label in self.classes]
-        encode: dict[str, Any] = {
-            "batch_size": self.batch_size,
-            "convert_to_tensor": True,
-            "normalize_embeddings": True,
-        }
-        scores = model.encode(self.texts, **encode) @ model.encode(class_texts, **encode).T
+        scores = torch.as_tensor(self.score_matrix(model))
         truth = torch.tensor([self.classes.index(label) for label in self.labels], device=scores.device)
         true_scores = scores.gather(1, truth[:, None])
         ranks = (scores > true_scores).sum(dim=1) + 1
@@ -60,6 +54,19 @@ class LabelRetrievalEvaluator(SentenceEvaluator):
         metrics = self.prefix_name_to_metrics(metrics, self.name)
         self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
         return metrics
+
+    def embed_inputs(self, model: SentenceTransformer, texts: list[str]) -> Any:
+        """Normalized embeddings (one method, so stembed.recipe.per_example can reuse them)."""
+        return model.encode(
+            texts, batch_size=self.batch_size, convert_to_tensor=True, normalize_embeddings=True
+        )
+
+    def score_matrix(self, model: SentenceTransformer, embed: Any = None) -> Any:
+        """Cosine similarity of every text to every label name, as a (texts x labels) numpy array."""
+        embed = embed or (lambda texts: self.embed_inputs(model, texts))
+        class_texts = [label_text(label, self.label_names) for label in self.classes]
+        scores = embed(self.texts) @ embed(class_texts).T
+        return scores.detach().cpu().float().numpy()
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"labels": len(self.classes), "texts": len(self.texts)}

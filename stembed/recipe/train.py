@@ -32,6 +32,7 @@ from stembed.recipe.evaluation import build_evaluators, check_not_diverged, run_
 from stembed.recipe.instantiate import instantiate
 from stembed.recipe.losses import build_loss, check_loss_inputs, fit_to_loss, uses_in_batch_negatives
 from stembed.recipe.model import load_model
+from stembed.recipe.per_example import log_per_example
 from stembed.scale import distributed, sweep
 from stembed.scale.resume import CHECKPOINT_TAG, GracefulStop, latest_checkpoint
 from stembed.speed.plan import plan_batches
@@ -98,6 +99,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
         baseline = run_evaluators(evaluators, model)  # of the base model, also when resuming
         if not resume_from:
             tracker.log_metrics(baseline, step=0, prefix="baseline_")
+            log_per_example(tracker, evaluators, model, "baseline_")  # per-example scores, for `stembed diff`
             tracker.log_metrics({f"sanity_{f.name}": f.count for f in findings}, step=0)
         primary = primary_metric(cfg.get("optimized_metric"), evaluators[0], baseline)
         if primary:
@@ -110,6 +112,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
 
         final = run_evaluators(evaluators, model)
         tracker.log_metrics(final, step=trainer.state.global_step, prefix="final_")
+        log_per_example(tracker, evaluators, model, "final_")  # for `stembed compare --significance`
         check_not_diverged(model, baseline, final, args.learning_rate)  # NaN: the run ends FAILED
         if not distributed.is_main_process():
             return None  # under torchrun, rank 0 saves the model, writes the card and logs

@@ -1,0 +1,1 @@
+"""Statistics over per-example evaluation scores: paired bootstrap, run diffs, seed groups (numpy only)."""
