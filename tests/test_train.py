@@ -90,9 +90,7 @@ def test_multirun_is_a_parent_run_with_one_finished_child_per_job(tiny_sweep) ->
     tmp_path, _ = tiny_sweep
     runs = sweep_job_runs(store_uri(tmp_path))
     (parent,) = [r for r in all_runs(store_uri(tmp_path)) if r.data.tags.get("stembed.sweep") == "parent"]
-    assert parent.info.status == "FINISHED" and parent.data.params["sweep_overrides"].endswith(
-        "loss=cosine,cosent"
-    )
+    assert parent.info.status == "FINISHED" and "loss=cosine,cosent" in parent.data.params["sweep_overrides"]
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
     assert parent.data.metrics["sweep_jobs_finished"] == 2 and parent.data.metrics["sweep_jobs_failed"] == 0
     best = max(runs, key=lambda r: r.data.metrics["final_val_spearman_cosine"])
