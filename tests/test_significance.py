@@ -176,6 +176,7 @@ def _artifacts(cwd: Path, run_id: str, path: str = "") -> list[str]:
     return sorted(f.path for f in MlflowClient(store_uri(cwd)).list_artifacts(run_id, path))
 
 
+@pytest.mark.e2e
 def test_training_logs_per_example_scores(seed_runs: tuple[Path, dict[str, str]]) -> None:
     import pandas as pd
     from mlflow.tracking import MlflowClient
@@ -188,6 +189,7 @@ def test_training_logs_per_example_scores(seed_runs: tuple[Path, dict[str, str]]
     assert {"sentence1", "sentence2", "gold", "score_cosine"} <= set(table.columns)
 
 
+@pytest.mark.e2e
 def test_compare_significance_of_seed_only_runs(seed_runs: tuple[Path, dict[str, str]]) -> None:
     cwd, runs = seed_runs
     result = run_stembed(["compare", runs["a"], runs["b"], "--significance", "--format", "json"], cwd)
@@ -204,6 +206,7 @@ def test_compare_significance_of_seed_only_runs(seed_runs: tuple[Path, dict[str,
     assert "10,000 resamples" in table.stdout and "no evidence of a difference" in table.stdout
 
 
+@pytest.mark.e2e
 def test_compare_significance_refuses_other_examples(seed_runs: tuple[Path, dict[str, str]]) -> None:
     cwd, runs = seed_runs
     result = run_stembed(["compare", runs["a"], runs["other_data"], "--significance"], cwd)
@@ -214,6 +217,7 @@ def test_compare_significance_refuses_other_examples(seed_runs: tuple[Path, dict
     assert one.returncode == 2 and "exactly two run ids" in one.stderr
 
 
+@pytest.mark.e2e
 def test_compare_by_config_groups_seeds(seed_runs: tuple[Path, dict[str, str]]) -> None:
     import json
 
@@ -229,6 +233,7 @@ def test_compare_by_config_groups_seeds(seed_runs: tuple[Path, dict[str, str]]) 
     assert "trainer.data_seed" not in grouped and "seed" not in grouped
 
 
+@pytest.mark.e2e
 def test_diff_shows_the_gain_with_its_interval(seed_runs: tuple[Path, dict[str, str]]) -> None:
     import pandas as pd
     from mlflow.tracking import MlflowClient
@@ -252,6 +257,7 @@ def test_diff_shows_the_gain_with_its_interval(seed_runs: tuple[Path, dict[str, 
     assert again.returncode == 0 and card.count("(stembed diff)") == 1
 
 
+@pytest.mark.e2e
 def test_stembed_eval_logs_per_example_scores(seed_runs: tuple[Path, dict[str, str]]) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -272,6 +278,7 @@ def test_stembed_eval_logs_per_example_scores(seed_runs: tuple[Path, dict[str, s
     assert '+0.0000,"[+0.0000, +0.0000]"' in same.stdout
 
 
+@pytest.mark.e2e
 def test_diff_of_a_run_without_per_example_scores(tmp_path: Path) -> None:
     run_id = _train(tmp_path, "evaluator=none")
     result = run_stembed(["diff", run_id], tmp_path)
@@ -281,6 +288,7 @@ def test_diff_of_a_run_without_per_example_scores(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr + compared.stderr
 
 
+@pytest.mark.e2e
 def test_diff_of_label_routing_counts_the_confusions(tmp_path: Path) -> None:
     import pandas as pd
     from mlflow.tracking import MlflowClient
