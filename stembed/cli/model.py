@@ -71,3 +71,18 @@ def export(
         report = export_onnx(loaded, output, opset)
     typer.echo(f"wrote {report.path} ({report.megabytes:.1f} MiB)")
     typer.echo(f"parity: max |onnx - pytorch| = {report.max_abs_diff:.2e} over {report.sentences} sentences")
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Argument(help="Run id, runs:/<id>/model or models:/<name>@<alias>.")],
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 5001,
+    host: Annotated[str, typer.Option(help="Interface; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """Serve a logged model with MLflow (POST {"inputs": [texts]} to /invocations)."""
+    from stembed.inference.serve import serve as serve_model
+
+    with user_errors():
+        serve_model(model, host, port, workers, tracking_uri)

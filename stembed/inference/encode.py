@@ -47,20 +47,23 @@ def model_run_id(reference: str, tracking_uri: str) -> str | None:
     if reference.startswith("models:/"):
         from mlflow.tracking import MlflowClient
 
+        client = MlflowClient(tracking_uri=tracking_uri)
         name, _, version = reference.removeprefix("models:/").partition("/")
+        name, _, alias = name.partition("@")
         try:
-            return MlflowClient(tracking_uri=tracking_uri).get_model_version(name, version).run_id
-        except Exception:  # aliases and stages resolve elsewhere; the link is a convenience
+            found = client.get_model_version_by_alias(name, alias) if alias else None
+            return (found or client.get_model_version(name, version)).run_id
+        except Exception:  # stages resolve elsewhere; the link is a convenience
             return None
     return None
 
 
-def evaluate(model: SentenceTransformer, cfg: Any) -> dict[str, float]:
-    """Build `data` and `evaluator` from the composed config and evaluate (eval split, then test)."""
+def evaluate(model: SentenceTransformer, cfg: Any, data: Any = None) -> dict[str, float]:
+    """Build `data` (unless given) and `evaluator` from the config; evaluate (eval split, then test)."""
     from stembed.recipe.evaluation import build_evaluators, run_evaluators
     from stembed.recipe.instantiate import instantiate
 
-    evaluators = build_evaluators(cfg.evaluator, instantiate(cfg.data, "data"))
+    evaluators = build_evaluators(cfg.evaluator, data if data is not None else instantiate(cfg.data, "data"))
     if evaluators[0] is None:
         raise StembedError(
             "evaluator=none: nothing to evaluate. Pick an evaluator, e.g. evaluator=similarity."

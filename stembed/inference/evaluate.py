@@ -17,6 +17,7 @@ def run_eval(
 
     from stembed.config import conf_dir
     from stembed.inference.encode import evaluate, load_any_model, model_run_id
+    from stembed.recipe.instantiate import instantiate
     from stembed.tracking.run import Tracker, flatten
     from stembed.tracking.store import resolve_tracking_uri
 
@@ -27,7 +28,8 @@ def run_eval(
         raise StembedError(f"overrides {overrides}: {err}") from err
     uri = resolve_tracking_uri(tracking_uri or cfg.tracking.get("uri"), Path(cfg.paths.output_root))
     model, source = load_any_model(reference, uri)
-    metrics = evaluate(model, cfg)
+    data = instantiate(cfg.data, "data")
+    metrics = evaluate(model, cfg, data)
     if not log:
         return metrics, None
     tracker = Tracker(uri, f"{cfg.task_name}-eval")
@@ -41,6 +43,8 @@ def run_eval(
         tags["stembed.model_run_id"] = run_id
     params = flatten(OmegaConf.to_container(cfg.data, resolve=True), "data.")
     params.update(flatten(OmegaConf.to_container(cfg.evaluator, resolve=True), "evaluator."))
+    tags["stembed.data_fingerprint"] = data.fingerprint
     with tracker.run(None, params, tags) as eval_run_id:
+        tracker.log_datasets(data, training=False)
         tracker.log_metrics(metrics, step=0)
     return metrics, eval_run_id

@@ -123,6 +123,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
         if not resume:
             tracker.log_metrics(baseline, step=0, prefix="baseline_")
             tracker.log_metrics({f"sanity_{f.name}": f.count for f in job.findings}, step=0)
+            tracker.log_datasets(data)  # MLflow dataset inputs: training / evaluation / testing
         primary = _primary_metric(cfg.get("optimized_metric"), job.evaluators[0], baseline)
         if primary:
             tracker.set_primary_metric("final_" + primary)
