@@ -57,9 +57,12 @@ def export(
     ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="Export format (onnx).")] = "onnx",
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    quantize: Annotated[
+        str | None, typer.Option(help="int8: also write model_int8.onnx (onnxruntime dynamic quantization).")
+    ] = None,
     tracking_uri: str = TRACKING_URI,
 ) -> None:
-    """Export a model to ONNX and print its parity with PyTorch (max abs diff of embeddings)."""
+    """Export a model to ONNX; print its parity with PyTorch (cosine and max |diff| of embeddings)."""
     from stembed.errors import StembedError
     from stembed.inference.encode import load_any_model
     from stembed.inference.export import FORMATS, export_onnx
@@ -68,9 +71,12 @@ def export(
         if fmt not in FORMATS:
             raise StembedError(f"--format {fmt}: not supported. Formats: {', '.join(FORMATS)}.")
         loaded, _ = load_any_model(model, tracking_uri)
-        report = export_onnx(loaded, output, opset)
+        report = export_onnx(loaded, output, opset, quantize)
     typer.echo(f"wrote {report.path} ({report.megabytes:.1f} MiB)")
-    typer.echo(f"parity: max |onnx - pytorch| = {report.max_abs_diff:.2e} over {report.sentences} sentences")
+    typer.echo(
+        f"parity: cosine to pytorch mean {report.mean_cosine:.6f}, min {report.min_cosine:.6f}; "
+        f"max |onnx - pytorch| = {report.max_abs_diff:.2e} over {report.sentences} sentences"
+    )
 
 
 @app.command()
@@ -86,3 +92,41 @@ def serve(
 
     with user_errors():
         serve_model(model, host, port, workers, tracking_uri)
+
+
+@app.command()
+def ship(
+    run_id: Annotated[str, typer.Argument(help="The training run (`stembed runs` lists them).")],
+    max_drop: Annotated[
+        float, typer.Option(help="Largest loss in the primary metric accepted for a smaller/faster variant.")
+    ] = 0.01,
+    register: Annotated[
+        str | None, typer.Option(help="Register the chosen variant as a version of this model.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: <run dir>/ship.")] = None,
+    dims: Annotated[
+        str | None, typer.Option(help="Dimensions to try, e.g. 64,128,256 (default: standard truncations).")
+    ] = None,
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """Measure deployment variants (runtime x dimensions x precision) on the run's eval data; ship one."""
+    from stembed.errors import StembedError
+    from stembed.inference.ship import ship as ship_run
+    from stembed.inference.ship import table_markdown
+
+    with user_errors():
+        try:
+            wanted = [int(d) for d in dims.split(",")] if dims else None
+        except ValueError:
+            raise StembedError(
+                f"--dims {dims}: give whole numbers separated by commas, e.g. 64,128."
+            ) from None
+        result = ship_run(run_id, max_drop, output, register, tracking_uri, wanted)
+    typer.echo(table_markdown(result))
+    chosen = result.chosen
+    typer.echo(
+        f"chosen (max drop {max_drop}): {chosen.variant.label}  {result.metric_name} {chosen.metric:.4f} "
+        f"({chosen.delta:+.4f}); written to {result.output}"
+    )
+    if result.registered:
+        typer.echo(f"registered: models:/{register}/{result.registered}")

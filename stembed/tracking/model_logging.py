@@ -22,7 +22,9 @@ def serving_arguments(model: Any) -> dict[str, Any]:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
-    dimension = model.get_sentence_embedding_dimension()
+    from stembed.inference.runtimes import embedding_dimension
+
+    dimension = embedding_dimension(model)
     signature = ModelSignature(
         inputs=Schema([ColSpec("string")]),
         outputs=Schema([TensorSpec(np.dtype("float32"), (-1, dimension if dimension else -1))]),
