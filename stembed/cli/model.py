@@ -14,7 +14,7 @@ from stembed.cli.app import TRACKING_URI, app, user_errors
 def eval_(
     ctx: typer.Context,
     model: Annotated[
-        str, typer.Argument(help="Hub id, local directory, or runs:/<id>/model, models:/<name>/<v>.")
+        str, typer.Argument(help="Hub id, local directory, runs:/<id>/model, models:/<name>@<alias>.")
     ],
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log an MLflow run.")] = False,
     tracking_uri: str = TRACKING_URI,
@@ -33,11 +33,16 @@ def eval_(
 
 @app.command()
 def encode(
-    model: Annotated[str, typer.Argument(help="Hub id, local directory, or runs:/<id>/model.")],
+    model: Annotated[
+        str, typer.Argument(help="Hub id, local directory, runs:/<id>/model or models:/<name>@<alias>.")
+    ],
     input_path: Annotated[Path, typer.Option("--input", "-i", help="csv/tsv/jsonl/json/parquet file.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="FILE.npy or FILE.parquet")],
     column: Annotated[str, typer.Option("--column", "-c", help="The column with the texts.")] = "text",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
+    backend: Annotated[
+        str, typer.Option(help="torch (model.encode), onnx, or onnx-int8 (exported and quantized first).")
+    ] = "torch",
     tracking_uri: str = TRACKING_URI,
 ) -> None:
     """Embed a column of a file with a model."""
@@ -45,7 +50,7 @@ def encode(
 
     with user_errors():
         loaded, _ = load_any_model(model, tracking_uri)
-        rows, dims = encode_file(loaded, input_path, column, output, batch_size)
+        rows, dims = encode_file(loaded, input_path, column, output, batch_size, backend)
     typer.echo(f"{rows} embeddings of {dims} dimensions written to {output}")
 
 
