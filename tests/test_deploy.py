@@ -142,6 +142,7 @@ def test_alias_needs_a_registered_model() -> None:
 def test_sweep_aliases_its_best_job_and_eval_encode_follow_it(tmp_path: Path) -> None:
     """A grid sweep with register_model + alias: models:/NAME@champion is the best job's model."""
     from mlflow.tracking import MlflowClient
+    from sentence_transformers import SentenceTransformer
 
     args = [*WITH_MODEL, "tracking.register_model=support", "tracking.alias=champion"]
     result = run_stembed(["train", "-m", *args, "trainer.learning_rate=0.5,0.0001"], tmp_path)
@@ -169,11 +170,15 @@ def test_sweep_aliases_its_best_job_and_eval_encode_follow_it(tmp_path: Path) ->
 
     pd.DataFrame({"text": SENTENCES}).to_csv(tmp_path / "q.csv", index=False)
     out = tmp_path / "e.npy"
-    encoded = run_stembed(
-        ["encode", "models:/support@champion", "-i", str(tmp_path / "q.csv"), "-o", str(out)], tmp_path
-    )
+    command = ["encode", "models:/support@champion", "-i", str(tmp_path / "q.csv"), "-o"]
+    encoded = run_stembed([*command, str(out)], tmp_path)
     assert encoded.returncode == 0, encoded.stderr[-2000:]
-    from sentence_transformers import SentenceTransformer
 
     best_model = SentenceTransformer(str(Path(best.data.tags["stembed.run_dir"]) / "model"))
     assert cosines(np.load(out), best_model.encode(SENTENCES)).min() >= 0.9999
+    int8 = tmp_path / "int8.npy"
+    quantized = run_stembed([*command, str(int8), "--backend", "onnx-int8"], tmp_path)
+    assert quantized.returncode == 0, quantized.stderr[-2000:]
+    assert cosines(np.load(int8), np.load(out)).mean() >= 0.99
+    wrong = run_stembed([*command, str(int8), "--backend", "tensorrt"], tmp_path)
+    assert wrong.returncode == 2 and "--backend tensorrt" in wrong.stderr
