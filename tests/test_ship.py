@@ -119,7 +119,8 @@ def test_ship_measures_the_grid_and_ships_a_variant_that_reproduces(tmp_path: Pa
     assert {"ship/ship.json", "ship/table.md", "ship/table.csv", "ship/model"} <= logged
     assert client.get_run(run_id).data.tags["stembed.ship.variant"].startswith(chosen.runtime)
     mlflow.set_tracking_uri(uri)
-    assert "## Deployment variants (stembed ship)" in mlflow.artifacts.load_text(f"runs:/{run_id}/README.md")
+    card = mlflow.artifacts.load_text(f"runs:/{run_id}/README.md")
+    assert "## Deployment variants (stembed ship)" in card and run_id in card  # the run's own card, extended
     served = mlflow.pyfunc.load_model("models:/support-ship/1").predict(["where is my order?"])
     assert served.shape == (1, width)
 

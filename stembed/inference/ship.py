@@ -270,6 +270,7 @@ def ship(
     export_onnx(model, onnx_dir, quantize="int8")
     model_dir = output / "model"
     model.save(str(model_dir))
+    _use_run_card(model_dir / "README.md", run.info.run_id, uri)
     encoders: dict[str, Encoder] = {
         "torch-fp32": TorchEncoder(model),
         "onnx-fp32": OnnxEncoder(model, onnx_dir / FP32_FILE, "onnx-fp32"),
@@ -402,6 +403,17 @@ def _run_model(run: Any, uri: str) -> SentenceTransformer:
 
         return SentenceTransformer(str(Path(run_dir) / "model"), device="cpu")
     return load_any_model(f"runs:/{run.info.run_id}/model", uri)[0].to("cpu")
+
+
+def _use_run_card(card: Path, run_id: str, uri: str) -> None:
+    """The shipped model's card is the run's own (redacted, with its stembed section), not a new one."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    try:
+        card.write_text(mlflow.artifacts.load_text(f"runs:/{run_id}/README.md"), encoding="utf-8")
+    except Exception:  # a run without a logged card keeps the card the library wrote
+        return
 
 
 def _default_output(run: Any) -> Path:
