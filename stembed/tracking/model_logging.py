@@ -29,7 +29,12 @@ def serving_arguments(model: Any) -> dict[str, Any]:
         inputs=Schema([ColSpec("string")]),
         outputs=Schema([TensorSpec(np.dtype("float32"), (-1, dimension if dimension else -1))]),
     )
-    return {"signature": signature, "input_example": INPUT_EXAMPLE, "task": EMBEDDING_TASK}
+    return {
+        "signature": signature,
+        "input_example": INPUT_EXAMPLE,
+        "task": EMBEDDING_TASK,
+        "validate_serving_input": False,
+    }
 
 
 def requirements() -> list[str]:
