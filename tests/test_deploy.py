@@ -182,3 +182,15 @@ def test_sweep_aliases_its_best_job_and_eval_encode_follow_it(tmp_path: Path) ->
     assert cosines(np.load(int8), np.load(out)).mean() >= 0.99
     wrong = run_stembed([*command, str(int8), "--backend", "tensorrt"], tmp_path)
     assert wrong.returncode == 2 and "--backend tensorrt" in wrong.stderr
+
+
+def test_single_run_sets_the_alias_on_its_version(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    args = [*WITH_MODEL, "tracking.register_model=support", "tracking.alias=staging"]
+    result = run_stembed(["train", *args], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(tracking_uri=store_uri(tmp_path))
+    staging = client.get_model_version_by_alias("support", "staging")
+    assert (str(staging.version), staging.run_id) == ("1", the_run(tmp_path).info.run_id)
+    assert "registry: 'support' version 1" in result.stdout
