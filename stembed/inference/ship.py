@@ -264,8 +264,7 @@ def ship(
     data, evaluator = _run_evaluation(run)
     model = _run_model(run, uri)
     output = output or _default_output(run)
-    if output.exists():
-        shutil.rmtree(output)
+    _clear(output)
     onnx_dir = output / "onnx"
     export_onnx(model, onnx_dir, quantize="int8")
     model_dir = output / "model"
@@ -403,6 +402,17 @@ def _run_model(run: Any, uri: str) -> SentenceTransformer:
 
         return SentenceTransformer(str(Path(run_dir) / "model"), device="cpu")
     return load_any_model(f"runs:/{run.info.run_id}/model", uri)[0].to("cpu")
+
+
+def _clear(output: Path) -> None:
+    """Replace an earlier ship/ (it has a ship.json); never empty a directory that holds other things."""
+    if (output / MANIFEST).is_file():
+        shutil.rmtree(output)
+    elif output.exists() and any(output.iterdir()):
+        raise StembedError(
+            f"--output {output}: the directory exists and is not an earlier `stembed ship` output. "
+            "Give a new or empty directory."
+        )
 
 
 def _use_run_card(card: Path, run_id: str, uri: str) -> None:
