@@ -126,5 +126,8 @@ def test_ship_measures_the_grid_and_ships_a_variant_that_reproduces(tmp_path: Pa
 
     bad = run_stembed(["ship", run_id, "--max-drop", "-1"], tmp_path)
     assert bad.returncode == 2 and "--max-drop -1" in bad.stderr
+    occupied = run_stembed(["ship", run_id, "-o", str(tmp_path)], tmp_path)
+    assert occupied.returncode == 2 and "not an earlier `stembed ship` output" in occupied.stderr
+    assert (tmp_path / "outputs").is_dir()
     missing = run_stembed(["ship", "0123456789abcdef0123456789abcdef"], tmp_path)
     assert missing.returncode == 2 and "no such run" in missing.stderr

@@ -261,10 +261,10 @@ def ship(
         raise StembedError(f"--max-drop {max_drop}: must be 0 or more (a loss in the primary metric).")
     uri = resolve_tracking_uri(tracking_uri, Path("outputs"))
     run = _get_run(reference, uri)
-    data, evaluator = _run_evaluation(run)
-    model = _run_model(run, uri)
     output = output or _default_output(run)
     _clear(output)
+    data, evaluator = _run_evaluation(run)
+    model = _run_model(run, uri)
     onnx_dir = output / "onnx"
     export_onnx(model, onnx_dir, quantize="int8")
     model_dir = output / "model"
