@@ -14,7 +14,7 @@ from stembed.cli.app import TRACKING_URI, app, user_errors
 def eval_(
     ctx: typer.Context,
     model: Annotated[
-        str, typer.Argument(help="Hub id, local directory, or runs:/<id>/model, models:/<name>/<v>.")
+        str, typer.Argument(help="Hub id, local directory, runs:/<id>/model, models:/<name>@<alias>.")
     ],
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log an MLflow run.")] = False,
     tracking_uri: str = TRACKING_URI,
@@ -35,11 +35,16 @@ def eval_(
 
 @app.command()
 def encode(
-    model: Annotated[str, typer.Argument(help="Hub id, local directory, or runs:/<id>/model.")],
+    model: Annotated[
+        str, typer.Argument(help="Hub id, local directory, runs:/<id>/model or models:/<name>@<alias>.")
+    ],
     input_path: Annotated[Path, typer.Option("--input", "-i", help="csv/tsv/jsonl/json/parquet file.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="FILE.npy or FILE.parquet")],
     column: Annotated[str, typer.Option("--column", "-c", help="The column with the texts.")] = "text",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
+    backend: Annotated[
+        str, typer.Option(help="torch (model.encode), onnx, or onnx-int8 (exported and quantized first).")
+    ] = "torch",
     tracking_uri: str = TRACKING_URI,
 ) -> None:
     """Embed a column of a file with a model."""
@@ -49,7 +54,7 @@ def encode(
     decide_offline()  # before anything imports huggingface_hub
     with user_errors():
         loaded, _ = load_any_model(model, tracking_uri)
-        rows, dims = encode_file(loaded, input_path, column, output, batch_size)
+        rows, dims = encode_file(loaded, input_path, column, output, batch_size, backend)
     typer.echo(f"{rows} embeddings of {dims} dimensions written to {output}")
 
 
@@ -61,9 +66,12 @@ def export(
     ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="Export format (onnx).")] = "onnx",
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    quantize: Annotated[
+        str | None, typer.Option(help="int8: also write model_int8.onnx (onnxruntime dynamic quantization).")
+    ] = None,
     tracking_uri: str = TRACKING_URI,
 ) -> None:
-    """Export a model to ONNX and print its parity with PyTorch (max abs diff of embeddings)."""
+    """Export a model to ONNX; print its parity with PyTorch (cosine and max |diff| of embeddings)."""
     from stembed.errors import StembedError
     from stembed.hub import decide_offline
     from stembed.inference.encode import load_any_model
@@ -74,6 +82,62 @@ def export(
         if fmt not in FORMATS:
             raise StembedError(f"--format {fmt}: not supported. Formats: {', '.join(FORMATS)}.")
         loaded, _ = load_any_model(model, tracking_uri)
-        report = export_onnx(loaded, output, opset)
+        report = export_onnx(loaded, output, opset, quantize)
     typer.echo(f"wrote {report.path} ({report.megabytes:.1f} MiB)")
-    typer.echo(f"parity: max |onnx - pytorch| = {report.max_abs_diff:.2e} over {report.sentences} sentences")
+    typer.echo(
+        f"parity: cosine to pytorch mean {report.mean_cosine:.6f}, min {report.min_cosine:.6f}; "
+        f"max |onnx - pytorch| = {report.max_abs_diff:.2e} over {report.sentences} sentences"
+    )
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Argument(help="Run id, runs:/<id>/model or models:/<name>@<alias>.")],
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 5001,
+    host: Annotated[str, typer.Option(help="Interface; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """Serve a logged model with MLflow (POST {"inputs": [texts]} to /invocations)."""
+    from stembed.inference.serve import serve as serve_model
+
+    with user_errors():
+        serve_model(model, host, port, workers, tracking_uri)
+
+
+@app.command()
+def ship(
+    run_id: Annotated[str, typer.Argument(help="The training run (`stembed runs` lists them).")],
+    max_drop: Annotated[
+        float, typer.Option(help="Largest loss in the primary metric accepted for a smaller/faster variant.")
+    ] = 0.01,
+    register: Annotated[
+        str | None, typer.Option(help="Register the chosen variant as a version of this model.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: <run dir>/ship.")] = None,
+    dims: Annotated[
+        str | None, typer.Option(help="Dimensions to try, e.g. 64,128,256 (default: standard truncations).")
+    ] = None,
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """Measure deployment variants (runtime x dimensions x precision) on the run's eval data; ship one."""
+    from stembed.errors import StembedError
+    from stembed.inference.ship import ship as ship_run
+    from stembed.inference.ship import table_markdown
+
+    with user_errors():
+        try:
+            wanted = [int(d) for d in dims.split(",")] if dims else None
+        except ValueError:
+            raise StembedError(
+                f"--dims {dims}: give whole numbers separated by commas, e.g. 64,128."
+            ) from None
+        result = ship_run(run_id, max_drop, output, register, tracking_uri, wanted)
+    typer.echo(table_markdown(result))
+    chosen = result.chosen
+    typer.echo(
+        f"chosen (max drop {max_drop}): {chosen.variant.label}  {result.metric_name} {chosen.metric:.4f} "
+        f"({chosen.delta:+.4f}); written to {result.output}"
+    )
+    if result.registered:
+        typer.echo(f"registered: models:/{register}/{result.registered}")

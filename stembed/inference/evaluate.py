@@ -46,6 +46,7 @@ def run_eval(
     params = flatten(OmegaConf.to_container(cfg.data, resolve=True), "data.")
     params.update(flatten(OmegaConf.to_container(cfg.evaluator, resolve=True), "evaluator."))
     with tracker.run(None, params, tags) as eval_run_id:
+        tracker.log_datasets(data, training=False)
         tracker.log_metrics(metrics, step=0)
         log_per_example(tracker, evaluators, model)  # eval/<evaluator>.parquet, for compare --significance
     return metrics, eval_run_id

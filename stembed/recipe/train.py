@@ -100,6 +100,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
         if not resume_from:
             tracker.log_metrics(baseline, step=0, prefix="baseline_")
             log_per_example(tracker, evaluators, model, "baseline_")  # per-example scores, for `stembed diff`
+            tracker.log_datasets(data)  # MLflow dataset inputs: training, evaluation, testing
             tracker.log_metrics({f"sanity_{f.name}": f.count for f in findings}, step=0)
         primary = primary_metric(cfg.get("optimized_metric"), evaluators[0], baseline)
         if primary:

@@ -39,6 +39,8 @@ class MlflowSweepCallback(Callback):
         self.parent_id: str | None = None
         self.uri: str | None = None
         self.maximize = True
+        self.register_model: str | None = None
+        self.alias: str | None = None
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         from mlflow.entities import Param
@@ -70,6 +72,7 @@ class MlflowSweepCallback(Callback):
             client.create_run, experiment_id, run_name=f"sweep-{config.task_name}", tags=tags
         )
         self.parent_id, self.uri = run.info.run_id, tracker.uri
+        self.register_model, self.alias = tracker.register_model, tracker.alias
         retry_when_locked(client.log_batch, self.parent_id, params=[Param(k, v) for k, v in params.items()])
         os.environ[PARENT_ENV] = self.parent_id
         sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -119,12 +122,27 @@ class MlflowSweepCallback(Callback):
             tags=[RunTag(key, value) for key, value in tags.items()],
         )
         client.set_terminated(parent_id, "FINISHED" if finished and not stopped else "FAILED")
+        if best is not None and not stopped and self.alias:
+            self._alias_best(client, parent_id, best.info.run_id)
         print(
             f"stembed: sweep {parent_id}: {len(finished)} of {len(children)} jobs finished"
             + (f", {failed} failed" if failed else "")
             + (f"; best {best.info.run_id}" if best is not None else "")
             + f"\n  stembed compare --sweep {parent_id}  (in {Path.cwd()})"
         )
+
+    def _alias_best(self, client: Any, parent_id: str, best_run_id: str) -> None:
+        """Point models:/NAME@ALIAS at the best job's model (registering it if it is not yet)."""
+        from stembed.tracking.registry import ALIAS_TAG, register_run_model
+
+        name, alias = str(self.register_model), str(self.alias)
+        try:
+            version = register_run_model(str(self.uri), name, best_run_id, alias)
+        except Exception as err:  # the sweep's runs are done; say what failed, do not hide them
+            print(f"stembed: could not set models:/{name}@{alias} ({err}).", file=sys.stderr)
+            return
+        client.set_tag(parent_id, ALIAS_TAG, f"{name}@{alias}={version}")
+        print(f"  registry: models:/{name}@{alias} -> version {version} (run {best_run_id})")
 
 
 def run_job(train: Callable[[Any], float | None], cfg: Any) -> float | None:

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
-from stembed.tracking.model_logging import SavedModel, requirements, skip_package_scan
+from stembed.tracking.model_logging import SavedModel, requirements, serving_arguments, skip_package_scan
 from stembed.tracking.redaction import mask_secret, redact, secret_values
+from stembed.tracking.registry import check_alias, set_alias
 from stembed.tracking.store import check_server_reachable, resolve_tracking_uri, retry_when_locked, store_lock
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class Tracker:
         experiment: str,
         artifact_location: str | None = None,
         register_model: str | None = None,
+        alias: str | None = None,
     ) -> None:
         from stembed.scale.distributed import is_main_process
 
@@ -69,6 +71,7 @@ class Tracker:
         self.experiment_name = experiment
         self.artifact_location = artifact_location
         self.register_model = register_model
+        self.alias = alias  # set on the registered version; in a sweep, on the best job's (at the end)
         self.registered_version: str | None = None
         self.experiment_id: str | None = None
         self.run_id: str | None = None
@@ -96,7 +99,15 @@ class Tracker:
                 f"tracking.register_model={register}: registering needs the model logged to the run, "
                 "but tracking.log_model=false. Set tracking.log_model=true or drop tracking.register_model."
             )
-        return cls(uri, str(cfg.experiment), artifacts, str(register) if register else None)
+        alias = cfg.get("alias")
+        check_alias(alias, register)
+        return cls(
+            uri,
+            str(cfg.experiment),
+            artifacts,
+            str(register) if register else None,
+            str(alias) if alias else None,
+        )
 
     def connect(self) -> str | None:
         """Check the store answers and get or create the experiment; fail before any training."""
@@ -221,6 +232,24 @@ class Tracker:
 
         return MlflowMetrics()
 
+    def log_datasets(self, data: Any, training: bool = True) -> None:
+        """Log the run's data as MLflow dataset inputs (contexts training/evaluation/testing).
+
+        The MLflow UI then shows what the model was trained and evaluated on, and runs can be searched
+        by it, e.g. `dataset.digest = '<stembed.data_fingerprint>'`.
+        """
+        import mlflow
+
+        from stembed.tracking.lineage import dataset_inputs
+
+        if not self.active:
+            return
+        inputs = dataset_inputs(data, training, self.redact)
+        if inputs:
+            datasets, contexts = zip(*inputs, strict=True)
+            tags = [{"stembed.split": dataset.name.rsplit("[", 1)[-1].rstrip("]")} for dataset in datasets]
+            retry_when_locked(mlflow.log_inputs, list(datasets), list(contexts), tags)
+
     def log_outputs(self, card: Path, config_dir: Path, resolved: str, model: Any, log_model: bool) -> str:
         """Log the card, the configs (composed and resolved) and the model (sentence-transformers flavor);
         register the model as a new version of `tracking.register_model` when that is set."""
@@ -236,12 +265,18 @@ class Tracker:
             skip_package_scan()
             saved = SavedModel(model, card.parent, self.redact)
             info = retry_when_locked(
-                mlflow.sentence_transformers.log_model, saved, name="model", pip_requirements=requirements()
+                mlflow.sentence_transformers.log_model,
+                saved,
+                name="model",
+                pip_requirements=requirements(),
+                **serving_arguments(model),
             )
             self.log_metrics({"stembed_log_model_seconds": time.perf_counter() - started}, step=0)
             if self.register_model:
                 version = retry_when_locked(mlflow.register_model, info.model_uri, self.register_model)
                 self.registered_version = str(version.version)
+                if self.alias and not in_sweep():  # a sweep aliases its best job when it ends
+                    set_alias(self.uri, self.register_model, self.alias, self.registered_version)
         return f"runs:/{self.run_id}/model"
 
     def _log_text(self, text: str, artifact_file: str) -> None:
@@ -249,6 +284,14 @@ class Tracker:
 
         with contextlib.suppress(Exception):  # never hide the original error behind a logging failure
             mlflow.log_text(self.redact(text), artifact_file)
+
+
+def in_sweep() -> bool:
+    """True inside a job of a Hydra multirun (sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _is_number(value: Any) -> bool:

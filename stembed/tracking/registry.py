@@ -1,0 +1,56 @@
+"""The model registry: versions and aliases (`models:/NAME@champion`).
+
+An alias is a movable name for one version: deployments load `models:/NAME@ALIAS` and follow it when
+it moves, without a code change. In a sweep only the best job's model gets the alias, when the sweep
+ends (stembed.scale.sweep), so the alias always names the sweep's winner.
+"""
+
+from __future__ import annotations
+
+from stembed.errors import StembedError
+from stembed.tracking.store import retry_when_locked
+
+ALIAS_TAG = "stembed.registered_alias"
+
+
+def check_alias(alias: str | None, register_model: str | None) -> None:
+    """tracking.alias needs tracking.register_model, and must be a name MLflow accepts as an alias."""
+    if not alias:
+        return
+    if not register_model:
+        raise StembedError(
+            f"tracking.alias={alias}: an alias names a registered model version, but "
+            "tracking.register_model is not set. Add tracking.register_model=NAME."
+        )
+    reserved = alias.lower() == "latest" or (alias.lower().startswith("v") and alias[1:].isdigit())
+    if reserved or not alias.replace("-", "").replace("_", "").isalnum():
+        raise StembedError(
+            f"tracking.alias={alias}: not a valid MLflow alias (letters, digits, '-' and '_'; not "
+            "'latest' or v<number>). Use e.g. tracking.alias=champion."
+        )
+
+
+def set_alias(uri: str, name: str, alias: str, version: str) -> None:
+    """Point models:/name@alias at this version (moving it from any other)."""
+    from mlflow.tracking import MlflowClient
+
+    retry_when_locked(MlflowClient(tracking_uri=uri).set_registered_model_alias, name, alias, version)
+
+
+def register_run_model(uri: str, name: str, run_id: str, alias: str | None = None) -> str:
+    """The version of `name` holding runs:/run_id/model (registered now if none does), aliased."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    existing = [
+        v for v in client.search_model_versions(f"name = '{name}'") if v.run_id == run_id
+    ]  # SQL filters on run_id are not supported by every store; the list per name is short
+    if existing:
+        version = str(max(int(v.version) for v in existing))
+    else:
+        mlflow.set_tracking_uri(uri)
+        version = str(retry_when_locked(mlflow.register_model, f"runs:/{run_id}/model", name).version)
+    if alias:
+        set_alias(uri, name, alias, version)
+    return version

