@@ -293,7 +293,7 @@ def retrieval_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
             )
         )
     corpus = torch.cat([torch.as_tensor(c) for c in chunks])
-    functions = evaluator.score_functions or evaluator._model_score_functions(model)
+    functions = evaluator.score_functions or {model.similarity_fn_name: model.similarity}  # as the evaluator
     query_texts = list(map(str, evaluator.queries))
     table = pd.DataFrame({"example_id": example_ids(query_texts), "query": query_texts})
     # Ties are broken by ascending corpus id, as the evaluator does.

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
-from stembed.tracking.model_logging import SavedModel, requirements, serving_arguments, skip_package_scan
+from stembed.internals import SavedModel, skip_mlflow_package_scan
+from stembed.tracking.model_logging import requirements, serving_arguments
 from stembed.tracking.redaction import mask_secret, redact, secret_values
 from stembed.tracking.registry import check_alias, set_alias
 from stembed.tracking.store import check_server_reachable, resolve_tracking_uri, retry_when_locked, store_lock
@@ -262,7 +263,7 @@ class Tracker:
         retry_when_locked(mlflow.log_text, self.redact(resolved), "config/resolved.yaml")
         if log_model:
             started = time.perf_counter()
-            skip_package_scan()
+            skip_mlflow_package_scan()
             saved = SavedModel(model, card.parent, self.redact)
             info = retry_when_locked(
                 mlflow.sentence_transformers.log_model,
