@@ -40,6 +40,7 @@ def saved_model_embeddings(cwd: Path) -> np.ndarray:
     return SentenceTransformer(str(model_dir)).encode(SENTENCES)
 
 
+@pytest.mark.e2e
 def test_logged_model_has_signature_example_and_predicts(tiny_run: tuple[Path, object]) -> None:
     import mlflow
 
@@ -57,6 +58,7 @@ def test_logged_model_has_signature_example_and_predicts(tiny_run: tuple[Path, o
     assert cosines(predicted, saved_model_embeddings(cwd)).min() >= 0.9999
 
 
+@pytest.mark.e2e
 def test_serve_answers_invocations(tiny_run: tuple[Path, object]) -> None:
     """`stembed serve RUN_ID` runs MLflow's server (no activated environment) and answers /invocations."""
     cwd, _ = tiny_run
@@ -96,6 +98,7 @@ def test_serve_answers_invocations(tiny_run: tuple[Path, object]) -> None:
         server.wait(timeout=30)
 
 
+@pytest.mark.e2e
 def test_serve_rejects_a_run_without_a_model(tmp_path: Path) -> None:
     result = run_stembed(["serve", "0123456789abcdef0123456789abcdef"], tmp_path)
     assert result.returncode == 2
@@ -106,6 +109,7 @@ def test_serve_rejects_a_run_without_a_model(tmp_path: Path) -> None:
     assert result.returncode == 2 and "MODEL not-a-run" in result.stderr
 
 
+@pytest.mark.e2e
 def test_training_run_logs_its_datasets(tiny_run: tuple[Path, object]) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -139,6 +143,7 @@ def test_alias_needs_a_registered_model() -> None:
         Tracker.from_config(OmegaConf.create(cfg | {"register_model": "m", "alias": "v2"}), "outputs")
 
 
+@pytest.mark.e2e
 def test_sweep_aliases_its_best_job_and_eval_encode_follow_it(tmp_path: Path) -> None:
     """A grid sweep with register_model + alias: models:/NAME@champion is the best job's model."""
     from mlflow.tracking import MlflowClient
@@ -184,6 +189,7 @@ def test_sweep_aliases_its_best_job_and_eval_encode_follow_it(tmp_path: Path) ->
     assert wrong.returncode == 2 and "--backend tensorrt" in wrong.stderr
 
 
+@pytest.mark.e2e
 def test_single_run_sets_the_alias_on_its_version(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 

@@ -70,6 +70,7 @@ def test_export_real_model_int8(tmp_path: Path) -> None:
     assert wrong.returncode == 2 and "--quantize int4" in wrong.stderr
 
 
+@pytest.mark.e2e
 def test_ship_measures_the_grid_and_ships_a_variant_that_reproduces(tmp_path: Path) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient

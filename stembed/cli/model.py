@@ -122,9 +122,11 @@ def ship(
 ) -> None:
     """Measure deployment variants (runtime x dimensions x precision) on the run's eval data; ship one."""
     from stembed.errors import StembedError
+    from stembed.hub import decide_offline
     from stembed.inference.ship import ship as ship_run
     from stembed.inference.ship import table_markdown
 
+    decide_offline()  # before anything imports huggingface_hub
     with user_errors():
         try:
             wanted = [int(d) for d in dims.split(",")] if dims else None
