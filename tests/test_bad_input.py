@@ -288,7 +288,7 @@ def _run_in_process(args: list[str], directory: Path, monkeypatch: pytest.Monkey
     """Run `stembed train ARGS` in-process in directory; expect exit code 2 and return stderr."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from stembed.recipe.train import run_hydra
+    from stembed.recipe.app import run_hydra
 
     monkeypatch.chdir(directory)
     for key in ("MLFLOW_TRACKING_URI", "HYDRA_FULL_ERROR", "STEMBED_DEBUG"):
