@@ -92,7 +92,7 @@ def test_optuna_ranges_optuna_rejects_fail_before_the_sweep(tmp_path: Path) -> N
         "trainer.learning_rate=tag(log, interval(-1e-5, 1e-3))",
         "trainer.warmup_steps=interval(0.2, 0.0)",
     ):
-        result = run_stembed(["train", *sweep, override], tmp_path)
+        result = run_stembed(["train", "-m", *sweep, override], tmp_path)
         assert result.returncode == 2, result.stderr[-2000:]
         assert override.partition("=")[0] in result.stderr and "Optuna rejects" in result.stderr
         assert "Traceback" not in result.stderr
