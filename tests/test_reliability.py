@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import STEMBED, TINY, job_runs, run_stembed, stembed_env, store_uri
 
 
+@pytest.mark.e2e  # real training runs (or model exports) in subprocesses
 def test_two_runs_started_together_get_their_own_directories(tmp_path: Path) -> None:
     """Issue 17.4: the default run directory is unique even for runs started in the same second."""
     processes = [
@@ -22,6 +24,7 @@ def test_two_runs_started_together_get_their_own_directories(tmp_path: Path) -> 
     assert len({r.data.tags["stembed.run_dir"] for r in runs}) == 2
 
 
+@pytest.mark.e2e  # real training runs (or model exports) in subprocesses
 def test_reused_run_directory_keeps_the_finished_model(tmp_path: Path) -> None:
     """Issue 17.4: training twice into one hydra.run.dir stops the second run before it trains."""
     first = run_stembed(["train", *TINY, "hydra.run.dir=fixed"], tmp_path)
@@ -99,6 +102,7 @@ def test_optuna_ranges_optuna_rejects_fail_before_the_sweep(tmp_path: Path) -> N
     assert not (tmp_path / "outputs" / "mlflow.db").exists() or job_runs(store_uri(tmp_path)) == []
 
 
+@pytest.mark.e2e  # real training runs (or model exports) in subprocesses
 def test_sweep_job_with_bad_input_prints_its_message_without_traceback(tmp_path: Path) -> None:
     """Issue 17.15: a sweep job failing on bad input prints one line, not the input error's traceback."""
     result = run_stembed(["train", "-m", *TINY, "trainer.learning_rate=-0.1,0.5"], tmp_path)
@@ -109,6 +113,7 @@ def test_sweep_job_with_bad_input_prints_its_message_without_traceback(tmp_path:
     assert statuses == ["FAILED", "FINISHED"]
 
 
+@pytest.mark.e2e  # real training runs (or model exports) in subprocesses
 def test_encode_and_export_refuse_bad_input_and_outputs(tmp_path: Path) -> None:
     """Issue 17.13 and 17.16: encode of a header-only or empty file (naming --input, writing nothing),
     export onto an existing file; a static-embedding export writes its tokenizer and valid JSON."""
