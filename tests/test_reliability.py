@@ -135,6 +135,13 @@ def test_encode_and_export_refuse_bad_input_and_outputs(tmp_path: Path) -> None:
         assert result.returncode == 2 and expected in result.stderr, (args, result.stderr[-2000:])
         assert "Traceback" not in result.stderr and "data.source" not in result.stderr
     assert not (tmp_path / "out.npy").exists()
+    (tmp_path / "read_only").mkdir()
+    if subprocess.run(["chattr", "+i", str(tmp_path / "read_only")], check=False).returncode == 0:
+        try:  # read-only even for root (plain permissions are not)
+            refused = run_stembed(["export", "tiny", "-o", "read_only/onnx"], tmp_path)
+        finally:
+            subprocess.run(["chattr", "-i", str(tmp_path / "read_only")], check=False)
+        assert refused.returncode == 2 and "cannot create" in refused.stderr, refused.stderr[-2000:]
     exported = run_stembed(["export", "tiny", "-o", "onnx"], tmp_path)
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert (tmp_path / "onnx" / "tokenizer.json").is_file()

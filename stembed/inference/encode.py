@@ -47,10 +47,13 @@ def model_run_id(reference: str, tracking_uri: str) -> str | None:
     if reference.startswith("models:/"):
         from mlflow.tracking import MlflowClient
 
+        client = MlflowClient(tracking_uri=tracking_uri)
         name, _, version = reference.removeprefix("models:/").partition("/")
+        name, _, alias = name.partition("@")
         try:
-            return MlflowClient(tracking_uri=tracking_uri).get_model_version(name, version).run_id
-        except Exception:  # aliases and stages resolve elsewhere; the link is a convenience
+            found = client.get_model_version_by_alias(name, alias) if alias else None
+            return (found or client.get_model_version(name, version)).run_id
+        except Exception:  # stages resolve elsewhere; the link is a convenience
             return None
     return None
 
@@ -102,15 +105,29 @@ def check_writable_output(output: Path, option: str, directory: bool) -> None:
 
 
 def encode_file(
-    model: SentenceTransformer, input_path: Path, column: str, output: Path, batch_size: int
+    model: SentenceTransformer,
+    input_path: Path,
+    column: str,
+    output: Path,
+    batch_size: int,
+    backend: str = "torch",
 ) -> tuple[int, int]:
-    """Embed one column of a table file into .npy (one row per text) or .parquet (text, embedding)."""
+    """Embed one column of a table file into .npy (one row per text) or .parquet (text, embedding).
+
+    backend torch is `model.encode` itself (length-sorted batches); onnx / onnx-int8 export the model
+    to a temporary directory first and run it in ONNX Runtime (stembed.inference.runtimes).
+    """
+    import tempfile
+
     import numpy as np
 
     from stembed.data.loading import read_table
+    from stembed.inference.runtimes import BACKENDS, backend_encoder
 
     if output.suffix not in (".npy", ".parquet"):
         raise StembedError(f"--output {output}: must end in .npy or .parquet.")
+    if backend not in BACKENDS:
+        raise StembedError(f"--backend {backend}: not supported. Use one of: {', '.join(BACKENDS)}.")
     if not input_path.is_file():
         raise StembedError(f"--input {input_path}: no such file. Give a csv/tsv/jsonl/json/parquet file.")
     check_writable_output(output, "--output", directory=False)
@@ -123,7 +140,12 @@ def encode_file(
             "Pass --column with the one holding the texts."
         )
     texts = frame[column].fillna("").astype(str).tolist()
-    embeddings = model.encode(texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
+    if backend == "torch":
+        embeddings = model.encode(texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
+    else:
+        with tempfile.TemporaryDirectory(prefix="stembed-onnx-") as workdir:
+            embeddings = backend_encoder(model, backend, Path(workdir)).encode(texts, batch_size=batch_size)
+    output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix == ".npy":
         np.save(output, embeddings)
     else:
