@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -34,7 +35,8 @@ ARGS = [*TINY, f"trainer.max_steps={STEPS}", "loss._target_=counting_loss.Counti
 
 def _env(cwd: Path, **extra: str) -> dict[str, str]:
     (cwd / "counting_loss.py").write_text(COUNTING_LOSS)
-    return stembed_env(PYTHONPATH=str(cwd), STEP_FILE=str(cwd / "steps.txt"), **extra)
+    path = os.pathsep.join(filter(None, [str(cwd), os.environ.get("PYTHONPATH")]))  # keep the tree tested
+    return stembed_env(PYTHONPATH=path, STEP_FILE=str(cwd / "steps.txt"), **extra)
 
 
 def _train(cwd: Path, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -144,3 +146,43 @@ def test_crash_fails_the_run_and_its_last_checkpoint_resumes(reference, tmp_path
     # A finished run cannot be resumed again.
     again = run_stembed(["resume", run.info.run_id], tmp_path, env=_env(tmp_path))
     assert again.returncode == 2 and "already FINISHED" in again.stderr
+
+
+def test_resume_refuses_a_live_run_and_works_after_kill_9(tmp_path: Path) -> None:
+    """Issue 17.2: while the training process lives, `stembed resume` exits 2 and changes nothing; the
+    lock of a process killed by SIGKILL does not block the resume."""
+    env = _env(tmp_path, STEP_SLEEP="0.5")
+    saving = ["trainer.save_strategy=steps", "trainer.save_steps=3"]
+    process = subprocess.Popen(
+        [STEMBED, "train", *ARGS, *saving],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not list(tmp_path.glob("outputs/runs/*/*/checkpoints/checkpoint-*/trainer_state.json")):
+            assert process.poll() is None and time.monotonic() < deadline, "no checkpoint"
+            time.sleep(0.2)
+        (run,) = all_runs(store_uri(tmp_path))
+        refused = run_stembed(["resume", run.info.run_id], tmp_path, env=_env(tmp_path))
+        assert refused.returncode == 2, refused.stderr[-3000:]
+        assert "still training" in refused.stderr and "Traceback" not in refused.stderr
+        assert process.poll() is None  # the first process trains on, undisturbed
+    finally:
+        process.kill()  # SIGKILL: no handler runs, the run stays RUNNING, the lock file stays behind
+        process.wait(timeout=60)
+    (run,) = all_runs(store_uri(tmp_path))
+    assert run.info.status == "RUNNING"
+    assert list(tmp_path.glob("outputs/runs/*/*/.stembed.lock"))
+    # Issue 17.8: the resume's own overrides are recorded (a tag per resume, the changed params).
+    longer = f"trainer.max_steps={STEPS + 4}"
+    result = run_stembed(["resume", run.info.run_id, longer], tmp_path, env=_env(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (resumed,) = all_runs(store_uri(tmp_path))
+    assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
+    assert sorted(_losses(store_uri(tmp_path), run.info.run_id)) == list(range(1, STEPS + 5))
+    assert resumed.data.params["trainer.max_steps"] == str(STEPS)  # MLflow never changes a param
+    assert resumed.data.params["resume_1.trainer.max_steps"] == str(STEPS + 4)
+    assert longer in resumed.data.tags["stembed.resume_1.overrides"]

@@ -62,3 +62,50 @@ def test_trust_remote_code_is_off_unless_a_config_sets_it() -> None:
         for experiment in groups()["experiment"]:
             cfg = compose(config_name="train", overrides=[f"+experiment={experiment}"])
             assert cfg.model.get("trust_remote_code", False) is False, experiment
+
+
+URL_PASSWORD, ENV_URL_PASSWORD = "S3cretPLANTEDurlPw", "PLANTEDenvUrlPw42"
+ACCESS_TOKEN, MY_TOKEN = "PLANTEDaccessTok1", "PLANTEDmyTok2"
+
+
+def _leaks(paths: list[Path], secrets: list[str]) -> list[tuple[str, str]]:
+    files = [f for p in paths for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()]
+    return [(str(f), s) for f in files for s in secrets if s.encode() in f.read_bytes()]
+
+
+def test_no_credential_in_store_artifacts_run_directory_or_console(tmp_path: Path) -> None:
+    """Issue 17.1: a password in tracking.uri and in $MLFLOW_TRACKING_URI, keys with 'token' inside a
+    word, and an environment secret inside a data path: none of them in any byte stembed writes."""
+    from team_server import mlflow_server
+
+    data_dir = tmp_path / "data" / PLANTED["HF_TOKEN"]  # an environment secret echoed in a path
+    data_dir.mkdir(parents=True)
+    rows = [f"question {i} about orders,answer {i} about orders,{i % 2}" for i in range(40)]
+    (data_dir / "pairs.csv").write_text("sentence1,sentence2,score\n" + "\n".join(rows) + "\n")
+    server_dir, work = tmp_path / "server", tmp_path / "work"
+    (server_dir / "store").mkdir(parents=True)
+    work.mkdir()
+    args = [arg for arg in TINY if arg != "tracking.log_model=false"]
+    args += ["data=pairs", f"data.source={data_dir / 'pairs.csv'}", "trainer.save_strategy=steps"]
+    args += ["trainer.save_steps=2", f"+tracking.accessToken={ACCESS_TOKEN}", f"+tracking.mytoken={MY_TOKEN}"]
+    backend = f"sqlite:///{server_dir / 'store' / 'mlflow.db'}"
+    with mlflow_server(backend, server_dir / "artifacts") as url:
+        with_password = url.replace("http://", f"http://alice:{URL_PASSWORD}@")
+        first = run_stembed(
+            ["train", *args, f"tracking.uri={with_password}"], work, env=stembed_env(**PLANTED)
+        )
+        assert first.returncode == 0, first.stderr[-3000:]
+        env_uri = url.replace("http://", f"http://bob:{ENV_URL_PASSWORD}@")
+        second = run_stembed(["train", *TINY], work, env=stembed_env(MLFLOW_TRACKING_URI=env_uri))
+        assert second.returncode == 0, second.stderr[-3000:]
+        runs = all_runs(url)
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    secrets = [*PLANTED.values(), URL_PASSWORD, ENV_URL_PASSWORD, ACCESS_TOKEN, MY_TOKEN]
+    run_dirs = list((work / "outputs" / "runs").glob("*/*"))
+    assert len(run_dirs) == 2 and all((d / ".hydra" / "overrides.yaml").is_file() for d in run_dirs)
+    assert list((work / "outputs" / "runs").glob("*/*/model/README.md"))
+    assert list((work / "outputs" / "runs").glob("*/*/checkpoints/checkpoint-*/training_args.bin"))
+    assert _leaks([server_dir / "store", server_dir / "artifacts", work], secrets) == []
+    console = first.stdout + first.stderr + second.stdout + second.stderr
+    assert [s for s in secrets if s in console] == []
+    assert "alice:***@" in first.stdout  # the summary names the store, password masked

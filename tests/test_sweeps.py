@@ -63,7 +63,7 @@ def test_grid_of_four_jobs_on_two_parallel_workers(tmp_path: Path) -> None:
 
 
 def test_sweep_survives_a_crash_a_nan_and_bad_input(tmp_path: Path) -> None:
-    """lr=-1 crashes in training, lr=1e30 diverges to NaN, optim=bogus fails before training:
+    """lr=-1 and optim=bogus are bad input (before training), lr=1e30 diverges to NaN:
     each job is a FAILED child run with its traceback, the other job finishes, the parent counts them."""
     grid = ["trainer.learning_rate=0.5,1e30,-1", "trainer.optim=adamw_torch,bogus"]
     result = run_stembed(["train", "-m", *TINY_LR, *grid], tmp_path)
@@ -80,7 +80,7 @@ def test_sweep_survives_a_crash_a_nan_and_bad_input(tmp_path: Path) -> None:
     assert finished.info.status == "FINISHED"
     expected_errors = {
         (1e30, "adamw_torch"): "training diverged at trainer.learning_rate=1e+30",
-        (-1.0, "adamw_torch"): "Invalid learning rate: -1",
+        (-1.0, "adamw_torch"): "trainer.learning_rate=-1: it must be positive",  # issue 17.9
         (0.5, "bogus"): "bogus is not a valid OptimizerNames",
     }
     for values, error in expected_errors.items():

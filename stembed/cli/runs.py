@@ -25,6 +25,13 @@ def ui(
     from stembed.tracking.store import resolve_tracking_uri
 
     uri = resolve_tracking_uri(backend_store_uri, Path("outputs"))
+    if reason := port_taken(host, port):
+        typer.echo(
+            f"stembed: error: --port {port}: cannot serve on {host}:{port} ({reason}); another program "
+            f"listens there. Stop it or pick a free port, e.g. --port {port + 1}.",
+            err=True,
+        )
+        raise typer.Exit(2)
     mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or shutil.which("mlflow")
     if mlflow_bin is None:
         typer.echo("The `mlflow` command is not installed in this environment: run `make install`.", err=True)
@@ -34,10 +41,22 @@ def ui(
     raise typer.Exit(subprocess.call(command))
 
 
+def port_taken(host: str, port: int) -> str | None:
+    """Why host:port cannot be bound (mlflow ui would start anyway and exit 0), or None when it is free."""
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            return err.strerror or str(err)
+    return None
+
+
 @app.command()
 def runs(
     experiment: str = typer.Option(None, "--experiment", "-e", help="Only this MLflow experiment."),
-    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs, newest first."),
     fmt: str = typer.Option("table", "--format", help="table, markdown, csv or json."),
     tracking_uri: str = TRACKING_URI,
 ) -> None:
@@ -64,7 +83,7 @@ def compare(
     ),
     resamples: int = typer.Option(10_000, "--resamples", help="Bootstrap resamples (--significance)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling (--significance)."),
-    limit: int = typer.Option(100, "--limit", "-n"),
+    limit: int = typer.Option(100, "--limit", "-n", min=1),
     fmt: str = typer.Option("table", "--format", help="table, markdown, csv or json."),
     tracking_uri: str = TRACKING_URI,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,7 +69,9 @@ def _looks_like_path(source: str) -> bool:
     return source.startswith((".", "/", "~")) or file_format(Path(source)) is not None
 
 
-def read_table(path: Path, read_options: dict[str, Any] | None = None) -> pd.DataFrame:
+def read_table(
+    path: Path, read_options: dict[str, Any] | None = None, field_name: str = "data.source"
+) -> pd.DataFrame:
     """Read a local csv/tsv/jsonl/json/parquet file (optionally gzipped) into a DataFrame.
 
     read_options go to pandas' reader, e.g. {header: null, names: [a, b]} for a csv without header.
@@ -80,7 +83,7 @@ def read_table(path: Path, read_options: dict[str, Any] | None = None) -> pd.Dat
     fmt = file_format(path)
     if fmt is None:
         raise StembedError(
-            f"data.source={path}: unknown file type '{''.join(path.suffixes)}'. "
+            f"{field_name}={path}: unknown file type '{''.join(path.suffixes)}'. "
             f"Use one of {', '.join(FILE_SUFFIXES)} (optionally .gz), or a hub data set id."
         )
     try:
@@ -101,7 +104,7 @@ def read_table(path: Path, read_options: dict[str, Any] | None = None) -> pd.Dat
         return pd.read_parquet(path, **options)
     except (ValueError, OSError, TypeError, pd.errors.ParserError) as err:
         raise StembedError(
-            f"data.source={path}: could not read it as {fmt} ({err}). Check the file's format and encoding."
+            f"{field_name}={path}: could not read it as {fmt} ({err}). Check the file's format and encoding."
         ) from err
 
 
@@ -116,11 +119,9 @@ def load_source(
 
     A local path may contain `{split}`, e.g. `stsb/{split}.csv`, so one source serves every split.
     """
-    from datasets import Dataset
-
     path = Path(source.replace("{split}", split)).expanduser()
     if path.is_file():
-        return Dataset.from_pandas(read_table(path, read_options), preserve_index=False), None
+        return _to_dataset(read_table(path, read_options, field_name), f"{field_name}={source}"), None
     if _looks_like_path(source):
         raise StembedError(
             f"{field_name}={source}: no such file (looked in {path.resolve().parent}). "
@@ -128,6 +129,31 @@ def load_source(
             "you ran stembed in) or a hub data set id."
         )
     return _load_hub(source, subset, split, field_name), source
+
+
+def _to_dataset(frame: pd.DataFrame, where: str) -> Dataset:
+    """A Dataset from a table; a column that mixes types (texts and numbers) is named, not a traceback."""
+    import pyarrow as pa
+    from datasets import Dataset
+
+    try:
+        return Dataset.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as err:
+        column = next((c for c in frame.columns if _mixed_types(frame[c])), None)
+        what = (
+            f"column '{column}' mixes {', '.join(sorted(_mixed_types(frame[column])))} values"
+            if column is not None
+            else str(err).splitlines()[0]
+        )
+        raise StembedError(
+            f"{where}: {what}. Every column needs one type (all texts, or all numbers): fix the rows "
+            "that differ, or quote numbers that are texts."
+        ) from err
+
+
+def _mixed_types(values: pd.Series) -> set[str]:
+    kinds = {"number" if isinstance(v, int | float) else type(v).__name__ for v in values.dropna()}
+    return kinds if len(kinds) > 1 else set()
 
 
 def _load_hub(hub_id: str, subset: str | None, split: str, field_name: str) -> Dataset:
@@ -161,12 +187,23 @@ def select_columns(dataset: Dataset, columns: dict[str, str], where: str) -> Dat
     return mapped.select_columns(list(columns))  # map keeps a kept name's old position; losses read by order
 
 
+MIN_EVAL_ROWS = 2  # a correlation or a ranking over one row is undefined
+DROPPED_ROWS_WARNING = 0.05  # warn when more than this share of rows is dropped for an empty text
+
+
 def _clean(dataset: Dataset, where: str) -> Dataset:
-    """Drop rows with an empty text; make the label float32; fail on non-numeric labels."""
+    """Drop rows with an empty text (warning above 5%); fail on texts that are not strings and on
+    labels that are not finite numbers; make the label float32."""
     from datasets import Value
 
     texts = text_columns(dataset)
+    for column in texts:
+        _check_texts(dataset[column], column, where)
+    rows = len(dataset)
+    for column in (c for c in dataset.column_names if c in LABEL_COLUMNS):
+        check_labels(dataset[column], column, where)
     dataset = dataset.filter(lambda row: all(isinstance(row[c], str) and row[c].strip() for c in texts))
+    _warn_dropped(rows, len(dataset), texts, where)
     for column in (c for c in dataset.column_names if c in LABEL_COLUMNS):
         try:
             dataset = dataset.cast_column(column, Value("float32"))
@@ -178,9 +215,55 @@ def _clean(dataset: Dataset, where: str) -> Dataset:
             ) from err
     if len(dataset) == 0:
         raise StembedError(
-            f"{where}: no rows left after dropping empty texts. Check data.columns and the file."
+            f"{where}: all {rows} rows have an empty text in one of the columns {texts}. Check data.columns "
+            "(does each output name the right column?) and the file."
         )
     return dataset
+
+
+def _check_texts(values: list[Any], column: str, where: str) -> None:
+    """A text column holds strings (or empty cells); numbers or lists mean a wrong column or file."""
+    bad = [(i, v) for i, v in enumerate(values) if v is not None and not isinstance(v, str)]
+    if not bad:
+        return
+    row, value = bad[0]
+    raise StembedError(
+        f"{where}: text column data.columns.{column} holds {type(value).__name__} values, not texts "
+        f"({len(bad)} of {len(values)} rows; first: {value!r} in row {row + 1}). Map a column of texts to "
+        f"it with data.columns.{column}=<column>, or quote the values in the file."
+    )
+
+
+def check_labels(values: list[Any], column: str, where: str) -> None:
+    """Empty, NaN or infinite labels are bad input (they train to NaN): name the count and the rows."""
+    import math
+
+    def bad(value: Any) -> bool:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return True
+        try:
+            return not math.isfinite(float(value))
+        except (TypeError, ValueError):
+            return False  # a non-numeric label fails the numeric check with its own message
+
+    rows = [i + 1 for i, value in enumerate(values) if bad(value)]
+    if rows:
+        shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+        raise StembedError(
+            f"{where}: label column '{column}' has {len(rows)} empty or non-finite (NaN/inf) value(s), in "
+            f"row(s) {shown} (1 = the first data row). Fill or remove those rows: a NaN label turns the "
+            "loss and then the model into NaN."
+        )
+
+
+def _warn_dropped(before: int, after: int, texts: list[str], where: str) -> None:
+    dropped = before - after
+    if after and dropped > DROPPED_ROWS_WARNING * before:
+        print(
+            f"stembed: warning: {where}: dropped {dropped} of {before} rows ({dropped / before:.0%}) with "
+            f"an empty text in {texts}; data_stats in the run records the counts. Check data.columns.",
+            file=sys.stderr,
+        )
 
 
 def finish_pairs(
@@ -248,8 +331,11 @@ def load_pairs(
 
     raw, hub_id = load_source(source, subset, split, read_options)
     rows_in = len(raw)
-    raw = sample(raw, limit, seed)
     where = f"data.source={source}"
+    for output, column in columns.items():  # in file order, before data.limit shuffles the rows
+        if output in LABEL_COLUMNS and column in raw.column_names:
+            check_labels(raw[column], output, where)
+    raw = sample(raw, limit, seed)
     train = _scale(_clean(select_columns(raw, columns, where), where), label_scale)
     if eval_source or eval_split:
         eval_ = load(
@@ -273,8 +359,11 @@ def sample(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
     """At most `limit` rows, shuffled by seed (data.limit); all rows when limit is None."""
     if limit is None:
         return dataset
-    if limit <= 0:
-        raise StembedError(f"data.limit={limit}: must be a positive number of rows, or null for all rows.")
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+        raise StembedError(
+            f"data.limit={limit}: must be a positive whole number of rows (e.g. data.limit=1000), or null "
+            "for all rows."
+        )
     return dataset.shuffle(seed=seed).select(range(min(limit, len(dataset))))
 
 
@@ -282,10 +371,19 @@ def holdout(
     dataset: Dataset, fraction: float, seed: int, eval_limit: int | None = None
 ) -> tuple[Dataset, Dataset]:
     """(rest, held-out fraction) split by seed; at most eval_limit held-out rows are kept."""
+    import math
+
     if not 0 < fraction < 1 or len(dataset) < 2:
         raise StembedError(
             f"data.eval_fraction={fraction}: must be between 0 and 1 with at least 2 rows "
             f"(have {len(dataset)}). Use 0 or null for no eval split."
+        )
+    held = math.ceil(fraction * len(dataset))
+    if held < MIN_EVAL_ROWS or len(dataset) - held < 1:
+        raise StembedError(
+            f"data.eval_fraction={fraction}: holds out {held} of {len(dataset)} rows, but an evaluator needs "
+            f"at least {MIN_EVAL_ROWS} eval rows and training at least 1. Use more data, a larger "
+            "data.eval_fraction, or data.eval_fraction=null with evaluator=none."
         )
     parts = dataset.train_test_split(test_size=fraction, seed=seed)
     held_out = parts["test"]

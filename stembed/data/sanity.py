@@ -43,6 +43,7 @@ def check_training_data(
     checks = [
         _identical_labels(train, label_column) if not in_batch_negatives else None,
         _repeated_texts(train, no_duplicates_sampler) if in_batch_negatives else None,
+        _identical_pair_texts(train),
         _leakage(train, eval_),
         _truncation(train, model),
     ]
@@ -84,6 +85,22 @@ def _repeated_texts(train: Dataset, no_duplicates_sampler: bool) -> Finding | No
         f"{repeated} training rows repeat a text that appears in another row: in the same batch these "
         "become false negatives for an in-batch-negative loss. Use trainer.batch_sampler=no_duplicates "
         "(the default, trainer.batch_sampler=auto, picks it for these losses).",
+    )
+
+
+def _identical_pair_texts(train: Dataset) -> Finding | None:
+    """Rows whose first two texts are the same (e.g. one column mapped to both inputs): nothing to learn."""
+    columns = text_columns(train)[:2]
+    if len(columns) < 2 or not len(train):
+        return None
+    same = sum(a == b for a, b in zip(train[columns[0]], train[columns[1]], strict=True))
+    if same < max(1, 0.01 * len(train)):
+        return None
+    return Finding(
+        "identical_pair_texts",
+        same,
+        f"{same} of {len(train)} training rows pair a text with itself ({columns[0]} == {columns[1]}): such "
+        "pairs teach nothing. Check data.columns (is one column mapped to two inputs?) or deduplicate.",
     )
 
 

@@ -79,6 +79,31 @@ def build_eval(cfg: Any) -> tuple[list[Any], Any]:
     return evaluators, data
 
 
+def check_writable_output(output: Path, option: str, directory: bool) -> None:
+    """Fail before any work when the output cannot be written (read-only, or a file where a folder goes)."""
+    import os
+
+    if directory and output.exists() and not output.is_dir():
+        raise StembedError(f"{option} {output}: is an existing file; give a directory (created if missing).")
+    if not directory and output.is_dir():
+        raise StembedError(f"{option} {output}: is a directory; give a file name.")
+    parent = output if directory else output.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StembedError(
+            f"{option} {output}: cannot create {parent} ({err.strerror}). Pick a writable place."
+        ) from err
+    probe = parent / f".stembed-write-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise StembedError(
+            f"{option} {output}: cannot write in {parent} ({err.strerror}). Pick a writable place."
+        ) from err
+
+
 def encode_file(
     model: SentenceTransformer,
     input_path: Path,
@@ -105,7 +130,10 @@ def encode_file(
         raise StembedError(f"--backend {backend}: not supported. Use one of: {', '.join(BACKENDS)}.")
     if not input_path.is_file():
         raise StembedError(f"--input {input_path}: no such file. Give a csv/tsv/jsonl/json/parquet file.")
-    frame = read_table(input_path)
+    check_writable_output(output, "--output", directory=False)
+    frame = read_table(input_path, field_name="--input")
+    if len(frame) == 0:
+        raise StembedError(f"--input {input_path}: no rows to embed (only a header?). Nothing was written.")
     if column not in frame.columns:
         raise StembedError(
             f"--column {column}: not in {input_path}. Columns found: {list(frame.columns)}. "

@@ -76,15 +76,18 @@ def export_onnx(
     onnxruntime = _onnxruntime()
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise StembedError(f"--quantize {quantize}: not supported. Use one of: {', '.join(QUANTIZATIONS)}.")
+    from stembed.inference.encode import check_writable_output
+
+    check_writable_output(output, "--output", directory=True)  # before any work
     model = model.to("cpu").eval()
-    output.mkdir(parents=True, exist_ok=True)
     names = _export_graph(model, output / FP32_FILE, opset)
     _save_tokenizer(model, output)
     path = output / FP32_FILE
     if quantize == "int8":
         path = quantize_int8(output / FP32_FILE, output / INT8_FILE)
-    manifest = {"inputs": names, "output": "sentence_embedding", "max_seq_length": model.max_seq_length}
-    (output / MANIFEST).write_text(json.dumps(manifest | {"model": path.name}, indent=2))
+    length = model.max_seq_length if isinstance(model.max_seq_length, int) else None  # Static: inf, not JSON
+    manifest = {"inputs": names, "output": "sentence_embedding", "max_seq_length": length}
+    (output / MANIFEST).write_text(json.dumps(manifest | {"model": path.name}, indent=2, allow_nan=False))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     onnx_embeddings = run_session(session, preprocess(model, SAMPLE_SENTENCES))
     torch_embeddings = model.encode(SAMPLE_SENTENCES, convert_to_numpy=True)

@@ -21,7 +21,9 @@ from stembed.recipe import hydra_errors
 from stembed.recipe.checks import check_config
 from stembed.scale.distributed import hydra_args
 from stembed.scale.resume import GracefulStop, resume_arguments, resume_id
+from stembed.scale.run_dir import guarded_run_dir
 from stembed.scale.sweep import run_job
+from stembed.tracking.redaction import redact_console, secret_values
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -40,6 +42,7 @@ def run_hydra(args: list[str]) -> None:
 
     `+resume=RUN_ID` first expands to that run's own overrides and run directory (stembed.scale.resume).
     """
+    redact_console(secret_values(overrides=args))  # credentials never reach the console
     if (run_id := resume_id(args)) is not None:
         try:
             args = resume_arguments(run_id, args)
@@ -72,13 +75,15 @@ def job(cfg: DictConfig) -> float | None:
     stop = GracefulStop().install()  # Ctrl-C and a cluster's pre-emption: checkpoint, run KILLED
     try:
         decide_offline()  # before the recipe imports the hub libraries (a sweep worker decides too)
-        check_config(cfg, multirun=HydraConfig.get().mode == RunMode.MULTIRUN)  # fails fast, no torch yet
-        from stembed.recipe.console import route_library_logs, verbose_requested
-        from stembed.recipe.train import train
+        # Lock, no overwriting an earlier run's model, credentials scrubbed from console and run directory.
+        with guarded_run_dir(cfg):
+            check_config(cfg, multirun=HydraConfig.get().mode == RunMode.MULTIRUN)  # fails fast, no torch
+            from stembed.recipe.console import route_library_logs, verbose_requested
+            from stembed.recipe.train import train
 
-        route_library_logs(verbose_requested(HydraConfig.get().verbose))
-        # In a sweep, a failing job is recorded FAILED and the sweep goes on.
-        return run_job(functools.partial(train, stop=stop), cfg)
+            route_library_logs(verbose_requested(HydraConfig.get().verbose))
+            # In a sweep, a failing job is recorded FAILED and the sweep goes on.
+            return run_job(functools.partial(train, stop=stop), cfg)
     except KeyboardInterrupt:
         print("\nstembed: interrupted; the MLflow run (if one was open) ended KILLED.", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)

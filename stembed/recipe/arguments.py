@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from sentence_transformers import SentenceTransformerTrainingArguments
 
 from stembed.errors import StembedError, did_you_mean
-from stembed.recipe.checks import check_trainer_value
+from stembed.recipe.checks import check_trainer_ranges, check_trainer_value
 from stembed.scale.distributed import training_arguments as ddp_arguments
 from stembed.speed.plan import resolve_bf16
 
@@ -31,6 +31,7 @@ def training_arguments(
                 f"{did_you_mean(key, fields)} Remove it or use a field listed at {FIELDS_DOCS}."
             )
         check_trainer_value(key, value, fields[key].type)
+    check_trainer_ranges(values)  # in the job, so a sweep job with such a value fails alone
     values = resolve_bf16(speed_cfg.bf16, values)
     values = ddp_arguments(values)  # under torchrun: CPU processes train together, one GPU per rank
     try:

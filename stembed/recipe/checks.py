@@ -14,7 +14,10 @@ def check_config(cfg: Any, multirun: bool) -> None:
     """Values that are the wrong type or contradict each other, before anything heavy loads."""
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise StembedError(f"seed={cfg.seed}: must be a whole number, e.g. seed=42.")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise StembedError(f"seed={cfg.seed}: must be between 0 and {MAX_SEED} (numpy's range): seed=42.")
     trainer = cfg.trainer
+    check_model_values(cfg.get("model") or {})
     if cfg.speed.batches not in BATCHES:
         raise StembedError(
             f"speed.batches={cfg.speed.batches}: stembed knows {', '.join(BATCHES)}. auto picks "
@@ -49,6 +52,53 @@ def check_config(cfg: Any, multirun: bool) -> None:
         raise StembedError(
             f"resume={cfg.resume} with -m: a sweep cannot resume one run. Resume it alone: "
             f"stembed resume {cfg.resume}."
+        )
+
+
+MAX_SEED = 2**32 - 1
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_trainer_ranges(trainer: Any) -> None:
+    """Values of the right type that make training a no-op, fail mid-run, or are silently ignored."""
+    lr = trainer.get("learning_rate")
+    if _number(lr) and lr <= 0:
+        what = "nothing would be learned (the model is the base model)" if lr == 0 else "it must be positive"
+        raise StembedError(f"trainer.learning_rate={lr}: {what}. Use e.g. trainer.learning_rate=2e-5.")
+    accumulation = trainer.get("gradient_accumulation_steps")
+    if _number(accumulation) and accumulation < 1:
+        raise StembedError(
+            f"trainer.gradient_accumulation_steps={accumulation}: must be 1 or more (1 = no accumulation)."
+        )
+    max_steps, epochs = trainer.get("max_steps"), trainer.get("num_train_epochs")
+    if _number(max_steps) and max_steps <= 0 and max_steps != -1:
+        raise StembedError(
+            f"trainer.max_steps={max_steps}: give a positive number of steps, or -1 to train "
+            "trainer.num_train_epochs epochs."
+        )
+    if _number(epochs) and epochs <= 0 and not (_number(max_steps) and max_steps > 0):
+        raise StembedError(
+            f"trainer.num_train_epochs={epochs} with trainer.max_steps={max_steps}: that is 0 training "
+            "steps, and the base model would be logged as trained. Set trainer.num_train_epochs to 1 or "
+            "more, or trainer.max_steps to a positive number."
+        )
+    for key in ("warmup_ratio", "warmup_steps"):
+        value = trainer.get(key)
+        if _number(value) and (value < 0 or (key == "warmup_ratio" and value > 1)):
+            share = "a share of all steps between 0 and 1" if key == "warmup_ratio" else "0 or more"
+            raise StembedError(f"trainer.{key}={value}: must be {share} (e.g. trainer.warmup_steps=0.1).")
+
+
+def check_model_values(model: Any) -> None:
+    """model.max_seq_length must allow at least one token (a builder like model=tiny takes it too)."""
+    length = model.get("max_seq_length") if hasattr(model, "get") else None
+    if length is not None and (not isinstance(length, int) or isinstance(length, bool) or length <= 0):
+        raise StembedError(
+            f"model.max_seq_length={length}: must be a positive whole number of tokens (e.g. 256), or null "
+            "for the model's own limit."
         )
 
 

@@ -84,13 +84,26 @@ def build_evaluator(cfg: Any, eval_dataset: Dataset | None, test: bool = False) 
         instantiate(inputs_cfg, "evaluator.inputs", _partial_=True)(eval_dataset) if inputs_cfg else {}
     )
     factory = instantiate(spec, "evaluator", _partial_=True)
+    _check_binary_labels(spec.get("_target_"), arguments.get("labels"))
     try:
         return factory(**arguments)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, AssertionError) as err:
         raise StembedError(
             f"evaluator._target_={spec.get('_target_')}: could not build it ({err}). Check the evaluator.* "
             "keys and evaluator.inputs against the evaluator's arguments."
         ) from err
+
+
+def _check_binary_labels(target: Any, labels: Any) -> None:
+    """BinaryClassificationEvaluator asserts labels are 0 or 1 (a bare AssertionError): say so first."""
+    if not str(target).endswith("BinaryClassificationEvaluator") or labels is None:
+        return
+    other = sorted({value for value in labels if value not in (0, 1)})
+    if other:
+        raise StembedError(
+            f"evaluator=binary: it needs eval labels of exactly 0 or 1, but {len(other)} other value(s) occur"
+            f" (e.g. {other[:3]}). Use evaluator=similarity for graded scores, or make the labels 0/1."
+        )
 
 
 def build_evaluators(cfg: Any, data: Any) -> list[BaseEvaluator | None]:

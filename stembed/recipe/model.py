@@ -63,7 +63,7 @@ def _load_pretrained(
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code, "config_kwargs": config_kwargs}
     path = Path(name).expanduser()
     if path.exists():
-        return LoadedModel(SentenceTransformer(str(path), **kwargs), f"local:{path.resolve()}", None)
+        return LoadedModel(_load_local(path, name, kwargs), f"local:{path.resolve()}", None)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise StembedError(
             f"model.name_or_path={name}: no such directory. Give a saved sentence-transformers model "
@@ -83,6 +83,39 @@ def _load_pretrained(
     model = SentenceTransformer(str(locate()), **kwargs)
     model.model_card_data.base_model = name
     return LoadedModel(model, f"package:{package}", name)
+
+
+MODEL_DIR_HINT = (
+    "Give a directory saved by sentence-transformers (with modules.json, e.g. a run's model/ folder) or a "
+    "transformers text model (config.json, weights and a tokenizer), or a hub id."
+)
+
+
+def _load_local(path: Path, name: str, kwargs: dict[str, Any]) -> SentenceTransformer:
+    """A model from a local directory; a file, an empty folder or a non-text model gets a clear error."""
+    from sentence_transformers import SentenceTransformer
+
+    if not path.is_dir():
+        raise StembedError(f"model.name_or_path={name}: is a file, not a model directory. {MODEL_DIR_HINT}")
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        found = sorted(p.name for p in path.iterdir())[:8]
+        raise StembedError(
+            f"model.name_or_path={name}: no model in this directory (no modules.json or config.json; "
+            f"found {found or 'nothing'}). {MODEL_DIR_HINT}"
+        )
+    try:
+        model = SentenceTransformer(str(path), **kwargs)
+    except Exception as err:  # transformers raises many types for a folder that is not a model
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StembedError(
+            f"model.name_or_path={name}: could not load a model from it ({reason}). {MODEL_DIR_HINT}"
+        ) from err
+    if getattr(model, "tokenizer", None) is None:
+        raise StembedError(
+            f"model.name_or_path={name}: this model has no text tokenizer (an image or audio model?), so it "
+            f"cannot embed sentences. {MODEL_DIR_HINT}"
+        )
+    return model
 
 
 def _set_max_seq_length(model: SentenceTransformer, max_seq_length: int | None) -> None:

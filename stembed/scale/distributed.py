@@ -42,7 +42,7 @@ def hydra_args(args: list[str]) -> list[str]:
         return args
     extra: list[str] = []
     if not any(arg.startswith(RUN_DIR_KEYS) for arg in args):
-        stamp = _shared_with_all_ranks("run_dir", f"{datetime.now():%Y-%m-%d/%H-%M-%S}")
+        stamp = _shared_with_all_ranks("run_dir", f"{datetime.now():%Y-%m-%d/%H-%M-%S-%f}")
         extra += [
             f"hydra.run.dir=${{paths.output_root}}/runs/{stamp}",
             f"hydra.sweep.dir=${{paths.output_root}}/multirun/{stamp}",

@@ -116,6 +116,9 @@ def resume_arguments(run_id: str, args: list[str]) -> list[str]:
     run_dir = run.data.tags.get(RUN_DIR_TAG)
     if not run_dir:
         raise StembedError(f"resume={run_id}: the run records no run directory (tag {RUN_DIR_TAG}).")
+    from stembed.scale.run_dir import check_not_running
+
+    check_not_running(Path(run_dir), run_id)  # two processes must never train one run
     own = [a for a in json.loads(run.data.tags.get("stembed.overrides", "[]")) if resume_id([a]) is None]
     user = [a for a in args if resume_id([a]) is None]
     given = {a.lstrip("+~").partition("=")[0] for a in user}
@@ -132,11 +135,15 @@ def _find_run(run_id: str, args: list[str]) -> Any:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from stembed.tracking.store import check_server_reachable, resolve_tracking_uri
+    from stembed.tracking.store import check_server_reachable, check_sqlite_store, resolve_tracking_uri
 
     values = dict(a.lstrip("+").partition("=")[::2] for a in args if "=" in a)
     uri = resolve_tracking_uri(values.get("tracking.uri"), Path(values.get("paths.output_root", "outputs")))
     check_server_reachable(uri)
+    try:
+        check_sqlite_store(uri, read_only=True)  # finding a run never creates a store
+    except StembedError as err:
+        raise StembedError(f"resume={run_id}: no such run, {err}") from err
     try:
         return MlflowClient(tracking_uri=uri).get_run(run_id)
     except MlflowException as err:

@@ -55,6 +55,7 @@ class MlflowSweepCallback(Callback):
         if not is_main_process():
             return
         try:
+            check_search_space(config)
             tracker = Tracker.from_config(config.tracking, config.paths.output_root)
             experiment_id = tracker.connect()
         except StembedError as err:  # before any job: one paragraph, as for a single run
@@ -159,7 +160,11 @@ def run_job(train: Callable[[Any], float | None], cfg: Any) -> float | None:
     try:
         value = train(cfg)
     except Exception as err:
-        log.error("job %s failed; the sweep goes on", num, exc_info=err)
+        from stembed.errors import StembedError
+
+        # An input error is its one-line message; anything else keeps its traceback in the log.
+        trace = None if isinstance(err, StembedError) else err
+        log.error("job %s failed; the sweep goes on", num, exc_info=trace)
         print(f"\nstembed: sweep job {num} failed ({err}); the sweep goes on.\n", file=sys.stderr)
         _record_failed_job(cfg, err)
         return None
@@ -235,6 +240,32 @@ def _record_failed_job(cfg: Any, err: BaseException) -> None:
         retry_when_locked(client.set_terminated, run.info.run_id, "FAILED")
     except Exception as record_err:  # never hide the job's error behind a logging failure
         print(f"stembed: could not record the failed job in MLflow ({record_err}).", file=sys.stderr)
+
+
+def check_search_space(config: Any) -> None:
+    """An Optuna search range that Optuna rejects (inverted, or <= 0 on a log scale), in
+    hydra.sweeper.params or on the command line, fails before the sweep's parent run opens."""
+    from omegaconf import OmegaConf
+
+    from stembed.errors import StembedError
+
+    if "optuna" not in _class_name(config.hydra.sweeper).lower():
+        return
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+    overrides = [(f"hydra.sweeper.params.{k}", f"{k}={v}") for k, v in params.items()]
+    overrides += [(o.partition("=")[0], o) for o in config.hydra.overrides.task]
+    for name, override in overrides:
+        try:
+            create_params_from_overrides([override])
+        except (ValueError, AssertionError, NotImplementedError) as err:
+            raise StembedError(
+                f"{name}={override.partition('=')[2]}: Optuna rejects this search range ({err}). An interval "
+                "needs low < high, and tag(log, ...) needs low > 0, e.g. tag(log, interval(1e-5, 1e-3))."
+            ) from err
+        except Exception:  # not a sweep Optuna parses (e.g. a plain value): Hydra reports its own errors
+            continue
 
 
 def _sweep_params(config: Any, overrides: list[str]) -> tuple[dict[str, str], bool]:

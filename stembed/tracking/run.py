@@ -20,7 +20,13 @@ from stembed.internals import SavedModel, skip_mlflow_package_scan
 from stembed.tracking.model_logging import requirements, serving_arguments
 from stembed.tracking.redaction import mask_secret, redact, secret_values
 from stembed.tracking.registry import check_alias, set_alias
-from stembed.tracking.store import check_server_reachable, resolve_tracking_uri, retry_when_locked, store_lock
+from stembed.tracking.store import (
+    check_server_reachable,
+    check_sqlite_store,
+    resolve_tracking_uri,
+    retry_when_locked,
+    store_lock,
+)
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -100,11 +106,17 @@ class Tracker:
                 f"tracking.register_model={register}: registering needs the model logged to the run, "
                 "but tracking.log_model=false. Set tracking.log_model=true or drop tracking.register_model."
             )
+        experiment = cfg.get("experiment")
+        if experiment is None or not str(experiment).strip():
+            raise StembedError(
+                f"tracking.experiment={experiment!r}: an MLflow experiment needs a name. Leave it unset (the "
+                "task name, e.g. demo) or give one, e.g. tracking.experiment=my-project."
+            )
         alias = cfg.get("alias")
         check_alias(alias, register)
         return cls(
             uri,
-            str(cfg.experiment),
+            str(experiment),
             artifacts,
             str(register) if register else None,
             str(alias) if alias else None,
@@ -125,6 +137,7 @@ class Tracker:
                 ) from err
         check_server_reachable(self.uri)
         with store_lock(self.uri):
+            check_sqlite_store(self.uri, read_only=False)
             return self._get_or_create_experiment()
 
     def _get_or_create_experiment(self) -> str:
@@ -134,6 +147,13 @@ class Tracker:
         mlflow.set_tracking_uri(self.uri)
         try:
             experiment = mlflow.get_experiment_by_name(self.experiment_name)
+            if experiment is not None and experiment.lifecycle_stage == "deleted":
+                raise StembedError(
+                    f"tracking.experiment={self.experiment_name}: this experiment is deleted in "
+                    f"{mask_secret('uri', self.uri)}. Restore it (mlflow experiments restore "
+                    f"--experiment-id {experiment.experiment_id} with MLFLOW_TRACKING_URI set to this store) "
+                    "or pick another name with tracking.experiment=NAME."
+                )
             if experiment is None:
                 try:
                     self.experiment_id = mlflow.create_experiment(
@@ -148,9 +168,12 @@ class Tracker:
                 mlflow.MlflowClient().set_experiment_tag(
                     self.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND
                 )
-        except MlflowException as err:
+        except StembedError:
+            raise
+        except Exception as err:  # MlflowException, or the database driver's own errors
             raise StembedError(
-                f"tracking.uri={self.uri}: the MLflow store did not answer ({str(err).splitlines()[0]}). "
+                f"tracking.uri={mask_secret('uri', self.uri)}: the MLflow store did not answer "
+                f"({str(err).splitlines()[0] if str(err) else type(err).__name__}). "
                 "Start the tracking server, fix the URI, or unset it to use the embedded store."
             ) from err
         return self.experiment_id
@@ -170,7 +193,9 @@ class Tracker:
 
         tags = self._redacted(tags)
         if resume_id:
+            before = retry_when_locked(mlflow.MlflowClient().get_run, resume_id).data
             run = retry_when_locked(mlflow.start_run, run_id=resume_id)
+            self._record_resume(before, self._redacted(params), tags)
             retry_when_locked(mlflow.set_tags, tags)
         else:
             name = self.redact(run_name) if run_name else None
@@ -196,6 +221,24 @@ class Tracker:
             raise
         else:
             retry_when_locked(mlflow.end_run, "FINISHED")
+
+    def _record_resume(self, before: Any, params: dict[str, str], tags: dict[str, str]) -> None:
+        """Each resume N records its own overrides (tag stembed.resume_N.overrides) and, as params
+        resume_N.KEY, the values that differ from the run's first params (MLflow never changes a param)."""
+        import mlflow
+
+        number = 1 + sum(k.startswith("stembed.resume_") and k.endswith(".overrides") for k in before.tags)
+        first = json.loads(before.tags.get("stembed.overrides", "[]"))
+        now = json.loads(tags.get("stembed.overrides", "[]"))
+        added = [o for o in now if o not in first and not o.lstrip("+").startswith("resume=")]
+        tags[f"stembed.resume_{number}.overrides"] = json.dumps(added)
+        changed = {
+            f"resume_{number}.{key}": value
+            for key, value in params.items()
+            if before.params.get(key) != value and not key.startswith("resume_")
+        }
+        if changed:
+            retry_when_locked(mlflow.log_params, changed)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tag the open run."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
-from stembed.tracking.store import resolve_tracking_uri
+from stembed.tracking.store import check_sqlite_store, resolve_tracking_uri
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -25,11 +25,7 @@ def client(tracking_uri: str | None) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     uri = resolve_tracking_uri(tracking_uri, Path("outputs"))
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        raise StembedError(
-            f"tracking store {uri} does not exist. Run `stembed train` here first, or pass --tracking-uri "
-            "(or set MLFLOW_TRACKING_URI) to the store your runs are in."
-        )
+    check_sqlite_store(uri, read_only=True)  # never create or migrate a store just to read it
     return MlflowClient(tracking_uri=uri)
 
 

@@ -45,6 +45,60 @@ def retry_when_locked(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             attempt += 1
 
 
+MLFLOW_TABLES = {"experiments", "runs", "alembic_version"}
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of an sqlite:/// URI, else None."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def check_sqlite_store(uri: str, read_only: bool) -> None:
+    """An SQLite store must be an MLflow database stembed can open; read-only commands (`stembed runs`)
+    never create or migrate one, since MLflow adds its tables to any database it opens."""
+    import sqlite3
+    from contextlib import closing
+
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    shown = mask_secret("uri", uri)
+    if not path.exists():
+        if read_only:
+            raise StembedError(
+                f"tracking store {shown} does not exist. Run `stembed train` here first, or pass "
+                "--tracking-uri (or set MLFLOW_TRACKING_URI) to the store your runs are in."
+            )
+        return
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error as err:
+        raise StembedError(
+            f"tracking store {shown}: {path} is not a readable SQLite database ({err}). Point the tracking "
+            "URI at your MLflow store, or move the damaged file away (a new store starts empty)."
+        ) from err
+    if (tables or read_only) and not tables >= MLFLOW_TABLES:
+        raise StembedError(
+            f"tracking store {shown}: {path} is not an MLflow store (its tables: {sorted(tables)[:8]}); "
+            "stembed does not add MLflow's tables to another application's database. Point the tracking URI "
+            "at your MLflow store (default: outputs/mlflow.db)."
+        )
+    if not read_only:
+        _check_writable(path, shown)
+
+
+def _check_writable(path: Path, shown: str) -> None:
+    """SQLite silently opens a file it cannot write read-only and fails later, deep in MLflow."""
+    try:
+        path.open("r+b").close()  # opens for writing, changes nothing
+    except OSError as err:
+        raise StembedError(
+            f"tracking store {shown}: cannot write {path} ({err.strerror}). Make the file and its directory "
+            "writable, or set paths.output_root / tracking.uri to a store you can write to."
+        ) from err
+
+
 @contextmanager
 def store_lock(uri: str) -> Iterator[None]:
     """Hold an exclusive lock on <db>.lock while a process opens an SQLite store.
@@ -57,7 +111,15 @@ def store_lock(uri: str) -> Iterator[None]:
         return
     from filelock import FileLock
 
-    with FileLock(uri.removeprefix("sqlite:///") + ".lock"):
+    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
+    try:
+        lock.open("a").close()  # the lock file must be creatable: a read-only directory is named here
+    except OSError as err:
+        raise StembedError(
+            f"tracking store {mask_secret('uri', uri)}: cannot create the lock file {lock} ({err.strerror}). "
+            "Make that directory writable, or set paths.output_root / tracking.uri to a writable place."
+        ) from err
+    with FileLock(str(lock)):
         yield
 
 
