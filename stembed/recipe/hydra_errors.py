@@ -85,7 +85,7 @@ def _check_writable(run_dir: Path) -> None:
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        reason = "not a directory" if parent.exists() and not parent.is_dir() else "permission denied"
+        reason = "Not a directory" if parent.exists() and not parent.is_dir() else "Permission denied"
         raise OSError(13, reason, str(run_dir))
 
 
