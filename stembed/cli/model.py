@@ -40,16 +40,20 @@ def encode(
     output: Annotated[Path, typer.Option("--output", "-o", help="FILE.npy or FILE.parquet")],
     column: Annotated[str, typer.Option("--column", "-c", help="The column with the texts.")] = "text",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
+    prompt_name: Annotated[
+        str | None,
+        typer.Option("--prompt-name", "-p", help="A prompt saved with the model (e.g. query, document)."),
+    ] = None,
     tracking_uri: str = TRACKING_URI,
 ) -> None:
-    """Embed a column of a file with a model."""
+    """Embed a column of a file with a model (with one of its saved prompts: --prompt-name query)."""
     from stembed.hub import decide_offline
     from stembed.inference.encode import encode_file, load_any_model
 
     decide_offline()  # before anything imports huggingface_hub
     with user_errors():
         loaded, _ = load_any_model(model, tracking_uri)
-        rows, dims = encode_file(loaded, input_path, column, output, batch_size)
+        rows, dims = encode_file(loaded, input_path, column, output, batch_size, prompt_name)
     typer.echo(f"{rows} embeddings of {dims} dimensions written to {output}")
 
 
