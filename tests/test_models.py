@@ -1,6 +1,7 @@
 """Better models (issue 15, items 1-3): hard-negative mining, several data sets in one run, prompts.
 
 Every test runs the real CLI on the tiny model and reads the result back from MLflow or the files.
+The mining-and-cache test is in the fast tier; the others are e2e (`make test`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import TINY, job_runs, run_stembed, store_uri
 
 from stembed.data.fixtures import write_fixtures
@@ -31,13 +33,16 @@ def test_mining_logs_metrics_and_a_second_run_reuses_the_cache(tmp_path: Path) -
     second = run_stembed(["train", *MINING], tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "mining: cache hit" in second.stderr and "not mined again" in second.stderr
-    changed = run_stembed(["train", *MINING, "mining.relative_margin=0.2"], tmp_path)
+    # another mining config, another cache entry (`stembed mine`: the same stage without training)
+    changed = run_stembed(
+        ["mine", "-o", "m.parquet", "--no-log", *MINING[:-1], "mining.relative_margin=0.2"], tmp_path
+    )
     assert changed.returncode == 0, changed.stderr[-3000:]
-    assert "mining: cache miss" in changed.stderr  # another mining config, another cache entry
+    assert "mining: cache miss" in changed.stderr and "mined in" in changed.stdout
 
     runs = _metrics_by_run(tmp_path)
-    assert [r.info.status for r in runs] == ["FINISHED"] * 3
-    mined, reused, other = (r.data for r in runs)
+    assert [r.info.status for r in runs] == ["FINISHED"] * 2
+    mined, reused = (r.data for r in runs)
     names = [
         "mining_anchors",
         "mining_negatives_per_anchor",
@@ -53,7 +58,7 @@ def test_mining_logs_metrics_and_a_second_run_reuses_the_cache(tmp_path: Path) -
     for key in names[:5]:  # the cached mining is the same mining
         assert reused.metrics[key] == mined.metrics[key]
     key = mined.tags["stembed.mining_cache_key"]
-    assert reused.tags["stembed.mining_cache_key"] == key != other.tags["stembed.mining_cache_key"]
+    assert reused.tags["stembed.mining_cache_key"] == key and f"cache key {key})" not in changed.stdout
     assert (mined.tags["stembed.mining_cache"], reused.tags["stembed.mining_cache"]) == ("miss", "hit")
     assert (
         key in second.stderr and (tmp_path / "outputs" / "cache" / "mining" / key / "mined.parquet").is_file()
@@ -68,6 +73,7 @@ def test_mining_logs_metrics_and_a_second_run_reuses_the_cache(tmp_path: Path) -
     assert "| Mining |" in card and key in card
 
 
+@pytest.mark.e2e
 def test_mine_command_label_names_get_the_closest_wrong_category(tmp_path: Path) -> None:
     """it_tickets (ticket <-> category name, cosine loss): mined rows are (ticket, wrong category, 0)."""
     write_fixtures(tmp_path / "data")
@@ -100,6 +106,7 @@ def test_mine_command_label_names_get_the_closest_wrong_category(tmp_path: Path)
     assert artifacts == ["mined/mined.parquet"]
 
 
+@pytest.mark.e2e
 def test_mining_config_errors_name_the_key(tmp_path: Path) -> None:
     bad = run_stembed(["train", *MINING, "+mining.num_negativs=2"], tmp_path)
     assert bad.returncode == 2
@@ -110,6 +117,7 @@ def test_mining_config_errors_name_the_key(tmp_path: Path) -> None:
     assert not job_runs(store_uri(tmp_path))  # refused before any run opened
 
 
+@pytest.mark.e2e
 def test_multi_data_trains_two_named_sets_with_two_losses(tmp_path: Path) -> None:
     args = [
         *TINY,
@@ -153,6 +161,7 @@ def test_support_multi_preset_composes_bitext_and_banking77() -> None:
     assert cfg.loss._target_.endswith("MultipleNegativesRankingLoss")
 
 
+@pytest.mark.e2e
 def test_prompts_are_trained_saved_evaluated_and_encoded(
     tmp_path: Path, tiny_run: tuple[Path, subprocess.CompletedProcess[str]]
 ) -> None:
@@ -203,6 +212,7 @@ def test_prompts_are_trained_saved_evaluated_and_encoded(
     assert unknown.returncode == 2 and "--prompt-name qury" in unknown.stderr and "query: " in unknown.stderr
 
 
+@pytest.mark.e2e
 def test_mining_works_with_every_in_batch_and_label_name_preset(tmp_path: Path) -> None:
     """One sweep over the MNRL presets, the label-name preset and data=multi, mining on fixtures."""
     write_fixtures(tmp_path / "data")
