@@ -9,7 +9,8 @@ import typer
 
 from stembed.cli.app import app, main
 
-for _family in ("train", "runs", "model", "config"):  # each module registers its commands, in this order
+# each module registers its commands, in this order
+for _family in ("train", "data", "runs", "model", "config"):
     importlib.import_module(f"stembed.cli.{_family}")
 
 

@@ -45,16 +45,20 @@ def encode(
     backend: Annotated[
         str, typer.Option(help="torch (model.encode), onnx, or onnx-int8 (exported and quantized first).")
     ] = "torch",
+    prompt_name: Annotated[
+        str | None,
+        typer.Option("--prompt-name", "-p", help="A prompt saved with the model (e.g. query, document)."),
+    ] = None,
     tracking_uri: str = TRACKING_URI,
 ) -> None:
-    """Embed a column of a file with a model."""
+    """Embed a column of a file with a model (with one of its saved prompts: --prompt-name query)."""
     from stembed.hub import decide_offline
     from stembed.inference.encode import encode_file, load_any_model
 
     decide_offline()  # before anything imports huggingface_hub
     with user_errors():
         loaded, _ = load_any_model(model, tracking_uri)
-        rows, dims = encode_file(loaded, input_path, column, output, batch_size, backend)
+        rows, dims = encode_file(loaded, input_path, column, output, batch_size, backend, prompt_name)
     typer.echo(f"{rows} embeddings of {dims} dimensions written to {output}")
 
 

@@ -62,16 +62,17 @@ def evaluate(model: SentenceTransformer, cfg: Any) -> dict[str, float]:
     """Build `data` and `evaluator` from the composed config and evaluate (eval split, then test)."""
     from stembed.recipe.evaluation import run_evaluators
 
-    return run_evaluators(build_eval(cfg)[0], model)
+    return run_evaluators(build_eval(cfg, model)[0], model)
 
 
-def build_eval(cfg: Any) -> tuple[list[Any], Any]:
-    """([evaluator on the eval split, on the test split or None], the data) from the composed config."""
-    from stembed.recipe.evaluation import build_evaluators
-    from stembed.recipe.instantiate import instantiate
+def build_eval(cfg: Any, model: SentenceTransformer) -> tuple[list[Any], Any]:
+    """([evaluator on the eval split, on the test split or None], the data) from the composed config.
 
-    data = instantiate(cfg.data, "data")
-    evaluators = build_evaluators(cfg.evaluator, data)
+    The evaluators embed with the model's prompts (saved with it, or model.prompts); data=multi too.
+    """
+    from stembed.recipe.inputs import eval_evaluators
+
+    evaluators, data = eval_evaluators(cfg, model)
     if evaluators[0] is None:
         raise StembedError(
             "evaluator=none: nothing to evaluate. Pick an evaluator, e.g. evaluator=similarity."
@@ -111,11 +112,13 @@ def encode_file(
     output: Path,
     batch_size: int,
     backend: str = "torch",
+    prompt_name: str | None = None,
 ) -> tuple[int, int]:
     """Embed one column of a table file into .npy (one row per text) or .parquet (text, embedding).
 
     backend torch is `model.encode` itself (length-sorted batches); onnx / onnx-int8 export the model
     to a temporary directory first and run it in ONNX Runtime (stembed.inference.runtimes).
+    prompt_name: one of the model's saved prompts, as SentenceTransformer.encode(prompt_name=...) takes it.
     """
     import tempfile
 
@@ -124,6 +127,12 @@ def encode_file(
     from stembed.data.loading import read_table
     from stembed.inference.runtimes import BACKENDS, backend_encoder
 
+    if prompt_name is not None and prompt_name not in model.prompts:
+        saved = {name: text for name, text in model.prompts.items() if text}
+        raise StembedError(
+            f"--prompt-name {prompt_name}: the model has no such prompt. Its prompts: {saved or 'none'}. "
+            "Train with model.prompts to save some, or leave --prompt-name out."
+        )
     if output.suffix not in (".npy", ".parquet"):
         raise StembedError(f"--output {output}: must end in .npy or .parquet.")
     if backend not in BACKENDS:
@@ -141,10 +150,18 @@ def encode_file(
         )
     texts = frame[column].fillna("").astype(str).tolist()
     if backend == "torch":
-        embeddings = model.encode(texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
+        embeddings = model.encode(
+            texts,
+            batch_size=batch_size,
+            show_progress_bar=True,
+            convert_to_numpy=True,
+            prompt_name=prompt_name,
+        )
     else:
+        prompt = model.prompts.get(prompt_name, "") if prompt_name else ""  # as model.encode prepends it
         with tempfile.TemporaryDirectory(prefix="stembed-onnx-") as workdir:
-            embeddings = backend_encoder(model, backend, Path(workdir)).encode(texts, batch_size=batch_size)
+            encoder = backend_encoder(model, backend, Path(workdir))
+            embeddings = encoder.encode([prompt + text for text in texts], batch_size=batch_size)
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix == ".npy":
         np.save(output, embeddings)

@@ -29,7 +29,7 @@ def run_eval(
         raise StembedError(f"overrides {overrides}: {err}") from err
     uri = resolve_tracking_uri(tracking_uri or cfg.tracking.get("uri"), Path(cfg.paths.output_root))
     model, source = load_any_model(reference, uri)
-    evaluators, data = build_eval(cfg)
+    evaluators, data = build_eval(cfg, model)
     metrics = run_evaluators(evaluators, model)
     if not log:
         return metrics, None

@@ -39,8 +39,12 @@ def add_stembed_section(
     data: PairData,
     baseline: Mapping[str, float],
     final: Mapping[str, float],
+    notes: Mapping[str, str] | None = None,
 ) -> None:
-    """Insert a section with the command, the MLflow run and the before/after table into the card."""
+    """Insert a section with the command, the MLflow run and the before/after table into the card.
+
+    notes: more table rows (name -> text), e.g. the mining step, the prompts, the data sets of data=multi.
+    """
     lines = [
         SECTION_TITLE,
         "",
@@ -59,6 +63,7 @@ def add_stembed_section(
         f"| Training data | {data.name} — `{data.source}` |",
         f"| Pairs | {data.stats.get('train_pairs')} train, {data.stats.get('eval_pairs')} eval |",
         f"| Data fingerprint | `{data.fingerprint}` |",
+        *(f"| {name} | {text} |" for name, text in (notes or {}).items() if text),  # mining, prompts, sets
         "",
     ]
     if final:

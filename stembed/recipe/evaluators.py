@@ -27,8 +27,11 @@ class LabelRetrievalEvaluator(SentenceEvaluator):
         name: str = "",
         batch_size: int = 64,
         primary_metric: str = "accuracy@1",
+        query_prompt: str | None = None,
+        corpus_prompt: str | None = None,
     ) -> None:
         super().__init__()
+        self.query_prompt, self.corpus_prompt = query_prompt, corpus_prompt  # model.prompts (texts, labels)
         self.texts, self.labels = list(texts), [str(label) for label in labels]
         self.label_names = dict(label_names or {})
         self.classes = sorted(set(self.labels) | set(self.label_names))
@@ -55,17 +58,21 @@ class LabelRetrievalEvaluator(SentenceEvaluator):
         self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
         return metrics
 
-    def embed_inputs(self, model: SentenceTransformer, texts: list[str]) -> Any:
+    def embed_inputs(self, model: SentenceTransformer, texts: list[str], prompt: str | None = None) -> Any:
         """Normalized embeddings (one method, so stembed.recipe.per_example can reuse them)."""
         return model.encode(
-            texts, batch_size=self.batch_size, convert_to_tensor=True, normalize_embeddings=True
+            texts,
+            prompt=prompt,
+            batch_size=self.batch_size,
+            convert_to_tensor=True,
+            normalize_embeddings=True,
         )
 
     def score_matrix(self, model: SentenceTransformer, embed: Any = None) -> Any:
         """Cosine similarity of every text to every label name, as a (texts x labels) numpy array."""
-        embed = embed or (lambda texts: self.embed_inputs(model, texts))
+        embed = embed or (lambda texts, prompt: self.embed_inputs(model, texts, prompt))
         class_texts = [label_text(label, self.label_names) for label in self.classes]
-        scores = embed(self.texts) @ embed(class_texts).T
+        scores = embed(self.texts, self.query_prompt) @ embed(class_texts, self.corpus_prompt).T
         return scores.detach().cpu().float().numpy()
 
     def get_config_dict(self) -> dict[str, Any]:

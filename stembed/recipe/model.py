@@ -34,9 +34,23 @@ class LoadedModel:
 
 
 def load_model(cfg: Any) -> LoadedModel:
-    """Load `model.name_or_path` (or build `model._target_`) and apply max_seq_length."""
+    """Load `model.name_or_path` (or build `model._target_`); apply max_seq_length and model.prompts."""
+    from stembed.recipe.prompts import configured, set_on_model
+
+    prompts, _ = configured(cfg)
+    loaded = _load(cfg)
+    set_on_model(loaded.model, prompts)  # saved with the model, used by training, mining, evaluation
+    return loaded
+
+
+def _load(cfg: Any) -> LoadedModel:
     if cfg.get("_target_"):
-        return LoadedModel(instantiate(cfg, "model"), f"built:{cfg._target_}", None)
+        from omegaconf import OmegaConf
+
+        from stembed.recipe.prompts import STEMBED_MODEL_KEYS
+
+        builder = {k: v for k, v in cfg.items() if k not in STEMBED_MODEL_KEYS}
+        return LoadedModel(instantiate(OmegaConf.create(builder), "model"), f"built:{cfg._target_}", None)
     loaded = _load_pretrained(
         str(cfg.name_or_path),
         cfg.get("revision"),

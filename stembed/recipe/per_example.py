@@ -374,7 +374,7 @@ def label_table(evaluator: Any, model: Any) -> pd.DataFrame:
     """Texts routed to the nearest label name: gold and predicted label, rank and score of the gold one."""
     import pandas as pd
 
-    scores = evaluator.score_matrix(model, embed=lambda texts: _embed(evaluator, model, texts))
+    scores = evaluator.score_matrix(model, embed=lambda texts, *args: _embed(evaluator, model, texts, *args))
     gold = [evaluator.classes.index(label) for label in evaluator.labels]
     true_scores = scores[range(len(gold)), gold]
     ranks = (scores > true_scores[:, None]).sum(axis=1) + 1

@@ -21,16 +21,14 @@ from omegaconf import DictConfig, OmegaConf
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 from transformers import set_seed
 
-from stembed.data.loading import PairData
-from stembed.data.sanity import Finding, check_training_data, raise_if_strict
+from stembed.data.sanity import raise_if_strict
 from stembed.errors import StembedError
 from stembed.hub import hub_is_offline
 from stembed.recipe.arguments import training_arguments
-from stembed.recipe.card import add_stembed_section, describe_datasets
+from stembed.recipe.card import add_stembed_section
 from stembed.recipe.console import quiet_progress, verbose_requested
-from stembed.recipe.evaluation import build_evaluators, check_not_diverged, run_evaluators
-from stembed.recipe.instantiate import instantiate
-from stembed.recipe.losses import build_loss, check_loss_inputs, fit_to_loss, uses_in_batch_negatives
+from stembed.recipe.evaluation import check_not_diverged, run_evaluators
+from stembed.recipe.inputs import build_train_inputs, log_inputs
 from stembed.recipe.model import load_model
 from stembed.recipe.per_example import log_per_example
 from stembed.scale import distributed, sweep
@@ -53,20 +51,25 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
     tracker.connect()  # a store that does not answer fails here, before anything loads
     set_seed(cfg.seed)
 
-    data: PairData = instantiate(cfg.data, "data")  # before the model: cheaper to load, and to fail
-    loaded = load_model(cfg.model)
+    loaded = load_model(cfg.model)  # with model.prompts set on it (saved with it)
     model = loaded.model
-    loss = build_loss(cfg.loss, model)
-    train_dataset, eval_dataset = fit_data(data, loss, cfg.data.get("positive_min_score", 0.5))
-    evaluators = build_evaluators(cfg.evaluator, data)  # [eval split, test split]; test: before/after only
+    # [models hook 1] data (one set or data=multi), losses, mined hard negatives, prompts, evaluators
+    inputs = build_train_inputs(cfg, model)
+    data, loss = inputs.data, inputs.loss  # PairData or MultiData; a loss or {set: loss}
+    train_dataset, eval_dataset = inputs.train_dataset, inputs.eval_dataset  # DatasetDicts for data=multi
+    evaluators = inputs.evaluators  # [eval split, test split]; test: before/after only
 
     args = training_arguments(cfg.trainer, cfg.speed, run_dir / "checkpoints")
-    batches = plan_batches(cfg.speed, cfg.trainer.get("batch_sampler"), loss, model)
+    args.prompts = inputs.prompts  # [models hook 2] column -> prompt text ({set: {...}} for data=multi)
+    batches = plan_batches(cfg.speed, cfg.trainer.get("batch_sampler"), inputs.sampling_loss, model)
     args.batch_sampler = batches.sampler
     if evaluators[0] is None and eval_dataset is None:
         args.eval_strategy = "no"
-    findings = sanity_findings(cfg, data, train_dataset, loss, model, batches.sampler_name)
-    describe_datasets(model, data, cfg.task_name, hub_is_offline())  # before the trainer adds its own details
+    findings = inputs.sanity_findings(batches.sampler_name != "batch_sampler", model)  # [models hook 3]
+    raise_if_strict(findings, bool(cfg.get("strict")))
+    for finding in findings:
+        print(f"stembed: warning: [{finding.name}] {finding.message}", file=sys.stderr)
+    inputs.describe_datasets(model, cfg.task_name, hub_is_offline())  # [models hook 4] before the trainer
     trainer: SentenceTransformerTrainer = batches.trainer_class(
         model=model,
         args=args,
@@ -93,6 +96,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
         resumed_from=resume_from,
     )
     tags |= sweep.job_tags() | distributed.run_tags(args)  # the parent run of a sweep; DDP world size
+    tags |= inputs.tags  # [models hook 5] mining cache key(s), data sets
     job_num = hydra_cfg.job.num if hydra_cfg.mode == RunMode.MULTIRUN else None
     resume_id = str(cfg.resume) if resume_from else None
     with tracker.run(run_name(cfg, job_num), run_params(resolved, data.stats), tags, resume_id) as run_id:
@@ -102,6 +106,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
             log_per_example(tracker, evaluators, model, "baseline_")  # per-example scores, for `stembed diff`
             tracker.log_datasets(data)  # MLflow dataset inputs: training, evaluation, testing
             tracker.log_metrics({f"sanity_{f.name}": f.count for f in findings}, step=0)
+            log_inputs(tracker, inputs)  # [models hook 6] mining_* metrics, mining/sample.json
         primary = primary_metric(cfg.get("optimized_metric"), evaluators[0], baseline)
         if primary:
             tracker.set_primary_metric("final_" + primary)
@@ -130,6 +135,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
             data=data,
             baseline=baseline,
             final=final,
+            notes=inputs.card_notes,  # [models hook 7] mining, prompts, data sets
         )
         config_text = OmegaConf.to_yaml(cfg, resolve=True)
         log_model = bool(cfg.tracking.log_model)
@@ -145,31 +151,6 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
         model_uri=model_uri,
     )
     return float(final[primary]) if primary else None
-
-
-def fit_data(data: PairData, loss: Any, min_score: float) -> tuple[Any, Any]:
-    """(train, eval pairs) shaped as the loss reads them; rows that do not fit fail here, named."""
-    train_dataset = fit_to_loss(data.train, loss, data.label_column, min_score)
-    check_loss_inputs(train_dataset, loss, data.label_column)
-    eval_pairs = data.eval_pairs
-    eval_dataset = None if eval_pairs is None else fit_to_loss(eval_pairs, loss, data.label_column, min_score)
-    data.stats["train_rows_used"] = len(train_dataset)
-    return train_dataset, eval_dataset
-
-
-def sanity_findings(
-    cfg: DictConfig, data: PairData, train_dataset: Any, loss: Any, model: SentenceTransformer, sampler: str
-) -> list[Finding]:
-    """Warnings about the data (errors with strict=true), printed once."""
-    in_batch = uses_in_batch_negatives(loss)
-    no_duplicates = sampler != "batch_sampler"
-    findings = check_training_data(
-        train_dataset, data.eval, data.label_column, in_batch, no_duplicates, model
-    )
-    raise_if_strict(findings, bool(cfg.get("strict")))
-    for finding in findings:
-        print(f"stembed: warning: [{finding.name}] {finding.message}", file=sys.stderr)
-    return findings
 
 
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
