@@ -158,16 +158,14 @@ class TrainInputs:
             )
 
 
-def build_train_inputs(cfg: Any, model: SentenceTransformer) -> TrainInputs:
-    """Data, losses, mined negatives, prompts and evaluators for `cfg` (data=multi or one set)."""
+def build_train_inputs(cfg: Any, model: SentenceTransformer, data: Any) -> TrainInputs:
+    """Losses, mined negatives, prompts and evaluators for the loaded data (data=multi or one set)."""
 
     from stembed.data.multi import is_multi, sequential_evaluator
-    from stembed.recipe.instantiate import instantiate
     from stembed.recipe.prompts import column_prompt_names, configured, effective
 
     _, prompt_columns = configured(cfg.model)
     prompts = effective(model, prompt_columns)  # model.prompts, already set on the model, plus saved ones
-    data = instantiate(cfg.data, "data")
     output_root = cfg.paths.output_root
     if not is_multi(data):
         part = _set_inputs(

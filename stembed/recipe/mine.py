@@ -46,11 +46,13 @@ def run_mine(
     from transformers import set_seed
 
     from stembed.recipe.inputs import build_train_inputs
+    from stembed.recipe.instantiate import instantiate
     from stembed.recipe.model import load_model
 
     set_seed(cfg.seed)
+    data = instantiate(cfg.data, "data")  # before the model: cheaper to load, and to fail
     loaded = load_model(cfg.model)
-    inputs = build_train_inputs(cfg, loaded.model)
+    inputs = build_train_inputs(cfg, loaded.model, data)
     written = []
     for name, part in inputs.sets.items():
         path = output if not name else output.with_name(f"{output.stem}.{name}.parquet")

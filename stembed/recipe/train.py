@@ -29,6 +29,7 @@ from stembed.recipe.card import add_stembed_section
 from stembed.recipe.console import quiet_progress, verbose_requested
 from stembed.recipe.evaluation import check_not_diverged, run_evaluators
 from stembed.recipe.inputs import build_train_inputs, log_inputs
+from stembed.recipe.instantiate import instantiate
 from stembed.recipe.model import load_model
 from stembed.recipe.per_example import log_per_example
 from stembed.scale import distributed, sweep
@@ -51,25 +52,25 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
     tracker.connect()  # a store that does not answer fails here, before anything loads
     set_seed(cfg.seed)
 
+    data = instantiate(cfg.data, "data")  # before the model: cheaper to load, and to fail; or data=multi
     loaded = load_model(cfg.model)  # with model.prompts set on it (saved with it)
     model = loaded.model
-    # [models hook 1] data (one set or data=multi), losses, mined hard negatives, prompts, evaluators
-    inputs = build_train_inputs(cfg, model)
-    data, loss = inputs.data, inputs.loss  # PairData or MultiData; a loss or {set: loss}
+    inputs = build_train_inputs(cfg, model, data)  # losses, mined hard negatives, prompts, evaluators
+    loss = inputs.loss  # a loss, or {set: loss} for data=multi
     train_dataset, eval_dataset = inputs.train_dataset, inputs.eval_dataset  # DatasetDicts for data=multi
     evaluators = inputs.evaluators  # [eval split, test split]; test: before/after only
 
     args = training_arguments(cfg.trainer, cfg.speed, run_dir / "checkpoints")
-    args.prompts = inputs.prompts  # [models hook 2] column -> prompt text ({set: {...}} for data=multi)
+    args.prompts = inputs.prompts  # column -> prompt text ({set: {...}} for data=multi)
     batches = plan_batches(cfg.speed, cfg.trainer.get("batch_sampler"), inputs.sampling_loss, model)
     args.batch_sampler = batches.sampler
     if evaluators[0] is None and eval_dataset is None:
         args.eval_strategy = "no"
-    findings = inputs.sanity_findings(batches.sampler_name != "batch_sampler", model)  # [models hook 3]
+    findings = inputs.sanity_findings(batches.sampler_name != "batch_sampler", model)
     raise_if_strict(findings, bool(cfg.get("strict")))
     for finding in findings:
         print(f"stembed: warning: [{finding.name}] {finding.message}", file=sys.stderr)
-    inputs.describe_datasets(model, cfg.task_name, hub_is_offline())  # [models hook 4] before the trainer
+    inputs.describe_datasets(model, cfg.task_name, hub_is_offline())  # before the trainer
     trainer: SentenceTransformerTrainer = batches.trainer_class(
         model=model,
         args=args,
@@ -96,7 +97,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
         resumed_from=resume_from,
     )
     tags |= sweep.job_tags() | distributed.run_tags(args)  # the parent run of a sweep; DDP world size
-    tags |= inputs.tags  # [models hook 5] mining cache key(s), data sets
+    tags |= inputs.tags  # mining cache key(s), data sets
     job_num = hydra_cfg.job.num if hydra_cfg.mode == RunMode.MULTIRUN else None
     resume_id = str(cfg.resume) if resume_from else None
     with tracker.run(run_name(cfg, job_num), run_params(resolved, data.stats), tags, resume_id) as run_id:
@@ -106,7 +107,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
             log_per_example(tracker, evaluators, model, "baseline_")  # per-example scores, for `stembed diff`
             tracker.log_datasets(data)  # MLflow dataset inputs: training, evaluation, testing
             tracker.log_metrics({f"sanity_{f.name}": f.count for f in findings}, step=0)
-            log_inputs(tracker, inputs)  # [models hook 6] mining_* metrics, mining/sample.json
+            log_inputs(tracker, inputs)  # mining_* metrics, mining/sample.json
         primary = primary_metric(cfg.get("optimized_metric"), evaluators[0], baseline)
         if primary:
             tracker.set_primary_metric("final_" + primary)
@@ -135,7 +136,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
             data=data,
             baseline=baseline,
             final=final,
-            notes=inputs.card_notes,  # [models hook 7] mining, prompts, data sets
+            notes=inputs.card_notes,  # mining, prompts, data sets
         )
         config_text = OmegaConf.to_yaml(cfg, resolve=True)
         log_model = bool(cfg.tracking.log_model)
