@@ -1,4 +1,4 @@
-"""Using a model: `eval`, `encode`, `export`."""
+"""Using a model: `eval`, `encode`, `export`, `serve`, `ship`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reading runs back: `ui`, `runs`, `compare`, `card`."""
+"""Reading runs back: `ui`, `runs`, `compare`, `card`, `diff`."""
 
 from __future__ import annotations
 

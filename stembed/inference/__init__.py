@@ -1,1 +1,1 @@
-"""Using a trained model: evaluate, encode, export."""
+"""Using a trained model: evaluate, encode, export, serve, ship."""

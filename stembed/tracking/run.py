@@ -1,4 +1,4 @@
-"""Everything MLflow: where the store is, one run per job, params, tags, metrics and artifacts.
+"""One MLflow run per job: params, tags, metrics, artifacts, the logged model and its dataset inputs.
 
 mlflow is imported inside functions so that `stembed --help` and `stembed ui` stay fast.
 """
