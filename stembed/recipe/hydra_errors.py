@@ -17,6 +17,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
+from hydra.types import RunMode
 
 from stembed.config import conf_dir
 from stembed.errors import EXIT_USAGE, StembedError, debug_requested, did_you_mean
@@ -31,12 +32,15 @@ def check_command_line(args: list[str]) -> None:
     """Compose the command line once; exit 2 with one paragraph if Hydra would reject it."""
     if debug_requested() or not NO_CHECK_FLAGS.isdisjoint(args) or not OTHER_CONFIG_FLAGS.isdisjoint(args):
         return
-    multirun = "-m" in args or "--multirun" in args
     overrides = _overrides(args)
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="stembed-train"):
-            cfg = compose("train", overrides=_first_of_sweeps(overrides) if multirun else overrides,
-                          return_hydra_config=True)  # fmt: skip
+            reduced = _first_of_sweeps(overrides)
+            cfg = compose("train", overrides=reduced, return_hydra_config=True)
+            # -m, or a config that asks for a sweep itself (+hparams_search=...: hydra.mode=MULTIRUN)
+            multirun = "-m" in args or "--multirun" in args or cfg.hydra.mode == RunMode.MULTIRUN
+            if not multirun and reduced != overrides:
+                compose("train", overrides=overrides, return_hydra_config=True)  # Hydra's own error
         _check_writable(Path(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
     except Exception as err:
         message = explain(err, overrides)
