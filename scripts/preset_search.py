@@ -73,7 +73,7 @@ def main() -> None:
         "overrides": overrides,
         **{k: round(v, 4) for k, v in scores.items()},
         "train_s": round(run.metrics.get("train_runtime", float("nan")), 1),
-        "steps": int(float(run.metrics.get("train_steps", 0) or 0)) or None,
+        "steps": int(run.params["trainer.max_steps"]),
         "pairs/s": round(run.metrics.get("train_samples_per_second", float("nan")), 1),
         "wall_s": round(wall),
         "total_s": round(time.perf_counter() - started),
