@@ -64,7 +64,7 @@ def file_format(path: Path) -> str | None:
     return FILE_SUFFIXES.get(suffixes[-1]) if suffixes else None
 
 
-def looks_like_path(source: str) -> bool:
+def _looks_like_path(source: str) -> bool:
     return source.startswith((".", "/", "~")) or file_format(Path(source)) is not None
 
 
@@ -121,7 +121,7 @@ def load_source(
     path = Path(source.replace("{split}", split)).expanduser()
     if path.is_file():
         return Dataset.from_pandas(read_table(path, read_options), preserve_index=False), None
-    if looks_like_path(source):
+    if _looks_like_path(source):
         raise StembedError(
             f"{field_name}={source}: no such file (looked in {path.resolve().parent}). "
             "Give an existing csv/tsv/jsonl/json/parquet path (relative paths start from the directory "
@@ -235,7 +235,7 @@ def load_pairs(
     columns = dict(columns)
 
     def load(split_name: str, from_source: str = source, field_name: str = "data.source") -> Dataset:
-        if from_source == source and "{split}" not in source and looks_like_path(source):
+        if from_source == source and "{split}" not in source and _looks_like_path(source):
             split_key = "data.test_split" if split_name == test_split else "data.eval_split"
             raise StembedError(
                 f"{split_key}={split_name}: data.source={source} is one file, so it has no "

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from stembed.data.loading import (
     PairData,
+    _looks_like_path,
     finish_pairs,
     holdout,
     load_source,
-    looks_like_path,
     sample,
     select_columns,
 )
@@ -117,7 +117,7 @@ def _build(
 
 
 def _check_split_source(source: str, test_split: str) -> None:
-    if "{split}" not in source and looks_like_path(source):
+    if "{split}" not in source and _looks_like_path(source):
         raise StembedError(
             f"data.test_split={test_split}: data.source={source} is one file, so it has no '{test_split}' "
             "split (it would be the training texts again). Put {split} in the path (e.g. "
