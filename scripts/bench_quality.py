@@ -81,8 +81,8 @@ def tasks(data: Path) -> list[Task]:
         Task(
             "it_tickets",
             [f"data.source={data / 'it-service-tickets' / 'all_tickets_processed_improved_v3.csv'}"],
-            ("it_tickets", 100),
-            ("it_tickets_improved", 100),
+            ("it_tickets", 200),
+            ("it_tickets_improved", 200),
             "macro-F1",
             macro_f1,
             0.80,
