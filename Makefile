@@ -71,9 +71,12 @@ bench-train: install
 bench-sweep: install
 	$(BIN)/python scripts/bench_sweep.py
 
-# The presets on the real data in ../shared/data (about 20 minutes on 2 cores).
+# Base -> faithful -> improved preset per task on held-out real data (../shared/data), with the
+# improved - faithful difference and its 95% paired-bootstrap interval (docs/benchmarks-quality.md).
+# One training seed; `make bench-quality SEEDS=42,43,44` repeats every training per seed (mean ± sd).
+SEEDS ?= 42
 bench-quality: install
-	$(BIN)/python scripts/bench_quality.py
+	$(BIN)/python scripts/bench_quality.py --seeds $(SEEDS)
 
 ui: install
 	$(BIN)/stembed ui

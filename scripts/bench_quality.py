@@ -1,89 +1,194 @@
-"""Quality on real data: each preset on a CPU-sized budget, baseline -> trained metric on held-out data.
+"""Quality on real data: base model -> faithful preset -> improved preset, on held-out data.
 
-Reads the real data sets in place from ../shared/data (see each folder's SOURCE.txt); runs the real
-`stembed train` command with all-MiniLM-L6-v2 and reads the metrics back from MLflow.
+For every task the faithful preset (the reference recipe) and the improved one train on the same
+data for a comparable budget (steps x batch, chosen so both take about the same training time; each
+run's training seconds are printed), then the base model and both trained models are scored on the
+same held-out examples, never used to choose a recipe: IT tickets, the first 1,000 held-out tickets
+(macro-F1 of routing to the nearest category name); BANKING77, test.csv (accuracy@1 of the nearest
+intent name); STS-B, the test split (spearman of cosine similarity). improved - faithful comes with
+a 95% paired-bootstrap interval over those examples (10,000 resamples) and a two-sided p-value.
 
-Usage: .venv/bin/python scripts/bench_quality.py [--data ../shared/data] [--only stsb,it_tickets] [--scale 1]
+Reads the data sets in place from ../shared/data (see each folder's SOURCE.txt); runs the real
+`stembed train` with all-MiniLM-L6-v2. iFixit and recsys have no real data there: their improved
+presets are only smoke-tested on fixtures (tests/test_presets.py) and listed as skipped.
+
+With --seeds 42,43,44 every training run is repeated per training seed (the data stays the same);
+each arm shows mean ± sd over seeds, and the interval is that of the seed-averaged metric.
+
+Usage: .venv/bin/python scripts/bench_quality.py [--data ../shared/data] [--only stsb,it_tickets]
+       [--seeds 42] [--scale 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from benchlib import print_table, stembed_train
+from benchlib import (
+    accuracy,
+    compose_data,
+    load_model_dir,
+    macro_f1,
+    paired_bootstrap,
+    print_table,
+    route,
+    run_model_dir,
+    similarities,
+    spearman,
+    stembed_train,
+)
+
+# The in-run evaluators are off: the bench scores every model itself, on the same rows.
+QUIET = ["evaluator=none", "tracking.log_model=false"]
 
 
 @dataclass
-class Row:
-    preset: str
-    overrides: list[str]
-    steps: int
-    metric: str  # the evaluator metric compared before/after (MLflow name, without baseline_/final_)
-    # A faithful preset of a flawed reference recipe is expected to get worse; the bench shows it.
-    known_flaw: str = ""
+class Task:
+    name: str
+    data: list[str]  # overrides that point the presets at the real data
+    faithful: tuple[str, int]  # (preset, steps)
+    improved: tuple[str, int]
+    metric: str
+    statistic: Callable[[Any], float]
+    goal: float
+    heldout: Callable[[Any], Callable[[Any], Any]] = field(repr=False)  # data -> (model -> rows)
+    held_out_name: str = ""
 
 
-def rows(data: Path) -> list[Row]:
+def _routing_rows(split: str) -> Callable[[Any], Callable[[Any], Any]]:
+    def scorer(data: Any) -> Callable[[Any], Any]:
+        rows = getattr(data, split)
+        return lambda model: route(model, rows["text"], rows["label"], None)
+
+    return scorer
+
+
+def _similarity_rows(data: Any) -> Callable[[Any], Any]:
+    test = data.test
+    return lambda model: similarities(model, test["sentence1"], test["sentence2"], test["score"])
+
+
+def tasks(data: Path) -> list[Task]:
     stsb = data / "stsb-multi-mt-en" / "stsb-en-{split}.csv"
-    bitext = data / "bitext-customer-support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
     return [
-        Row(
+        Task(
+            "it_tickets",
+            [f"data.source={data / 'it-service-tickets' / 'all_tickets_processed_improved_v3.csv'}"],
+            ("it_tickets", 200),
+            ("it_tickets_improved", 200),
+            "macro-F1",
+            macro_f1,
+            0.80,
+            _routing_rows("eval"),
+            "1,000 held-out tickets",
+        ),
+        Task(
+            "banking77",
+            [f"data.source='{data / 'banking77' / '{split}.csv'}'", "data.test_split=test"],
+            ("banking77", 200),
+            ("banking77_improved", 200),
+            "accuracy@1",
+            accuracy,
+            0.85,
+            _routing_rows("test"),
+            "test.csv, 3,080 utterances",
+        ),
+        Task(
             "stsb",
             [
                 f"data.source='{stsb}'",  # quoted: '{split}' is not a Hydra dict
                 "data.eval_split=dev",
+                "data.test_split=test",
                 "data.read_options={header:null,names:[sentence1,sentence2,score]}",
                 "data.label_scale=5",
             ],
-            300,
-            "sts-test_spearman_cosine",
-        ),
-        Row(
-            "customer_support",
-            [f"data.source={bitext}"],
-            200,
-            "bitext-intents_accuracy_at_1",
-            known_flaw="all labels 1.0: CosineSimilarityLoss collapses the embeddings",
-        ),
-        Row("customer_support_mnrl", [f"data.source={bitext}"], 200, "bitext-intents_accuracy_at_1"),
-        Row(
-            "it_tickets",
-            [f"data.source={data / 'it-service-tickets' / 'all_tickets_processed_improved_v3.csv'}"],
-            100,
-            "it-tickets_macro_f1",
-        ),
-        Row(
-            "banking77",
-            [f"data.source={data / 'banking77' / 'train.csv'}"],
-            200,
-            "banking77-intents_accuracy_at_1",
+            ("stsb", 300),
+            ("stsb_improved", 300),
+            "spearman",
+            spearman,
+            0.87,
+            _similarity_rows,
+            "test, 1,379 pairs",
         ),
     ]
 
 
-def run(row: Row, workdir: Path, scale: float) -> dict[str, str]:
-    steps = max(1, round(row.steps * scale))
-    overrides = [f"+experiment={row.preset}", *row.overrides, f"trainer.max_steps={steps}"]
-    wall, run_data = stembed_train([*overrides, "tracking.log_model=false"], workdir)
-    metrics, params = run_data.metrics, run_data.params
-    before, after = metrics[f"baseline_{row.metric}"], metrics[f"final_{row.metric}"]
-    batch = int(params["trainer.per_device_train_batch_size"])
-    return {
-        "preset": row.preset,
-        "budget": f"{steps} steps x {batch} = {steps * batch} pairs",
-        "train/eval rows": f"{params['data_stats.train_pairs']} / {params['data_stats.eval_pairs']}",
-        "metric (held out)": row.metric,
-        "baseline": f"{before:.4f}",
-        "trained": f"{after:.4f}",
-        "change": f"{after - before:+.4f}",
-        "pairs/s": f"{metrics['train_samples_per_second']:.1f}",
-        "wall s": f"{wall:.0f}",
-        "improved": "yes" if after > before else ("NO (known flaw)" if row.known_flaw else "NO"),
+def train_and_score(
+    task: Task, preset: str, steps: int, seed: int, score: Callable[[Any], Any], work: Path
+) -> dict[str, Any]:
+    """Train one preset with one seed; its per-example rows, training seconds and wall seconds."""
+    overrides = [
+        f"+experiment={preset}",
+        *task.data,
+        f"trainer.max_steps={steps}",
+        f"trainer.seed={seed}",
+        f"trainer.data_seed={seed}",
+        *QUIET,
+    ]
+    wall, run = stembed_train(overrides, work)
+    rows = score(load_model_dir(run_model_dir(run)))
+    batch = int(run.params["trainer.per_device_train_batch_size"])
+    result = {
+        "rows": rows,
+        "value": task.statistic(rows),
+        "train_s": run.metrics["train_runtime"],
+        "wall_s": wall,
+        "budget": f"{steps}×{batch}",
     }
+    print(
+        f"  {task.name} {preset} seed {seed}: {task.metric} {result['value']:.4f}, "
+        f"{steps} steps × {batch}, train {result['train_s']:.0f} s, wall {wall:.0f} s",
+        flush=True,
+    )
+    return result
+
+
+def measure(task: Task, seeds: list[int], scale: float, work: Path) -> dict[str, str]:
+    import numpy as np
+
+    data = compose_data([f"+experiment={task.faithful[0]}", *task.data])
+    score = task.heldout(data)
+    base = task.statistic(score(load_model_dir("base")))
+    arms = {}
+    for arm, (preset, steps) in (("faithful", task.faithful), ("improved", task.improved)):
+        steps = max(1, round(steps * scale))
+        arms[arm] = [train_and_score(task, preset, steps, seed, score, work) for seed in seeds]
+    stacked = {arm: np.stack([r["rows"] for r in runs], axis=1) for arm, runs in arms.items()}
+
+    def seed_mean(rows: Any) -> float:  # rows: (examples, seeds, columns)
+        return float(np.mean([task.statistic(rows[:, s]) for s in range(rows.shape[1])]))
+
+    diff, low, high, p = paired_bootstrap(stacked["faithful"], stacked["improved"], statistic=seed_mean)
+    improved = statistics.mean(r["value"] for r in arms["improved"])
+    return {
+        "task": task.name,
+        "metric (held out)": f"{task.metric}, {task.held_out_name}",
+        "base": f"{base:.4f}",
+        "faithful": _arm(arms["faithful"], task.faithful[0]),
+        "improved": _arm(arms["improved"], task.improved[0]),
+        "improved − faithful [95% CI]": f"{diff:+.4f} [{low:+.4f}, {high:+.4f}]",
+        "p": f"{p:.4f}",
+        "goal": f"≥ {task.goal}",
+        "met": "yes" if improved >= task.goal else "NO",
+    }
+
+
+def _arm(runs: list[dict[str, Any]], preset: str) -> str:
+    values = [r["value"] for r in runs]
+    value = (
+        f"{values[0]:.4f}"
+        if len(values) == 1
+        else f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+    )
+    train = statistics.mean(r["train_s"] for r in runs)
+    return f"{value} ({preset}, {runs[0]['budget']}, train {train:.0f} s)"
 
 
 def main() -> None:
@@ -93,22 +198,28 @@ def main() -> None:
     parser.add_argument(
         "--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data"
     )
-    parser.add_argument("--only", default="", help="comma-separated presets")
+    parser.add_argument("--only", default="", help="comma-separated tasks")
+    parser.add_argument("--seeds", default="42", help="comma-separated training seeds, e.g. 42,43,44")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every step budget")
     options = parser.parse_args()
+    seeds = [int(s) for s in options.seeds.split(",")]
     selected = [
-        r for r in rows(options.data.resolve()) if not options.only or r.preset in options.only.split(",")
+        t for t in tasks(options.data.resolve()) if not options.only or t.name in options.only.split(",")
     ]
+    started = time.perf_counter()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for row in selected:
-            results.append(run(row, Path(tmp), options.scale))
+        for task in selected:
+            results.append(measure(task, seeds, options.scale, Path(tmp)))
             print(" | ".join(results[-1].values()), flush=True)
     print_table(results)
-    for row in selected:
-        if row.known_flaw:
-            print(f"\n{row.preset}: faithful to a flawed reference ({row.known_flaw}).")
-    if any(r["improved"] == "NO" for r in results):
+    print(f"\nseeds {','.join(map(str, seeds))}; {(time.perf_counter() - started) / 60:.1f} minutes in all.")
+    for name in ("ifixit", "recsys"):
+        if not (options.data / name).exists():
+            print(
+                f"{name}: skipped, no real data in {options.data} (improved preset smoke-tested on fixtures)."
+            )
+    if any(r["met"] == "NO" for r in results):
         sys.exit(1)
 
 

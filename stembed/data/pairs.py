@@ -11,7 +11,15 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from stembed.data.loading import PairData, finish_pairs, holdout, load_source, sample, select_columns
+from stembed.data.loading import (
+    PairData,
+    _looks_like_path,
+    finish_pairs,
+    holdout,
+    load_source,
+    sample,
+    select_columns,
+)
 from stembed.errors import StembedError
 
 if TYPE_CHECKING:
@@ -79,8 +87,13 @@ def _build(
     read_options: dict[str, Any] | None,
     positive_min_score: float,
     seed: int,
+    test_split: str | None = None,
 ) -> PairData:
-    """Load labelled texts, hold out a share of them, make pairs from the rest, record statistics."""
+    """Load labelled texts, hold out a share of them, make pairs from the rest, record statistics.
+
+    test_split (a split of the same source, e.g. BANKING77's test.csv) is kept whole as labelled
+    rows, evaluated before and after training only.
+    """
     from datasets import Dataset
 
     rows, hub_id, rows_in = labelled_rows(
@@ -96,7 +109,20 @@ def _build(
     sizes = [len(texts) for texts in groups.values()]
     data.stats.update(labels=len(groups), label_min_texts=min(sizes), label_max_texts=max(sizes))
     data.stats["eval_texts"] = len(eval_rows)
+    if test_split:
+        _check_split_source(source, test_split)
+        data.test, _, _ = labelled_rows(source, text_column, label_column, subset, test_split, read_options)
+        data.stats["test_rows"] = len(data.test)
     return data
+
+
+def _check_split_source(source: str, test_split: str) -> None:
+    if "{split}" not in source and _looks_like_path(source):
+        raise StembedError(
+            f"data.test_split={test_split}: data.source={source} is one file, so it has no '{test_split}' "
+            "split (it would be the training texts again). Put {split} in the path (e.g. "
+            "banking77/{split}.csv) or set data.test_split=null."
+        )
 
 
 def same_label_pairs(
@@ -114,6 +140,7 @@ def same_label_pairs(
     read_options: dict[str, Any] | None = None,
     positive_min_score: float = 0.5,
     seed: int = 42,
+    test_split: str | None = None,
 ) -> PairData:
     """Pairs of two different texts with the same label (sentence1, sentence2, score), labels in turn."""
 
@@ -136,7 +163,7 @@ def same_label_pairs(
 
     return _build(
         make_pairs, source, text_column, label_column, name, subset, split, eval_fraction, eval_limit, limit,
-        read_options, positive_min_score, seed,
+        read_options, positive_min_score, seed, test_split,
     )  # fmt: skip
 
 
@@ -156,6 +183,7 @@ def label_name_pairs(
     read_options: dict[str, Any] | None = None,
     positive_min_score: float = 0.5,
     seed: int = 42,
+    test_split: str | None = None,
 ) -> PairData:
     """(text, label name, 1.0) positives and (text, another label's name, 0.0) negatives, labels in turn."""
 
@@ -179,5 +207,5 @@ def label_name_pairs(
 
     return _build(
         make_pairs, source, text_column, label_column, name, subset, split, eval_fraction, eval_limit, limit,
-        read_options, positive_min_score, seed,
+        read_options, positive_min_score, seed, test_split,
     )  # fmt: skip

@@ -1,0 +1,94 @@
+"""The improved presets (conf/experiment/*_improved.yaml), test splits of label data, and the bench's
+paired bootstrap (scripts/benchlib.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import job_runs, run_stembed, store_uri
+
+from stembed.data.fixtures import write_fixtures
+from stembed.recipe.evaluators import _macro_f1
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from benchlib import accuracy, macro_f1, paired_bootstrap, spearman
+
+IMPROVED = [
+    "banking77_improved",
+    "ifixit_improved",
+    "it_tickets_improved",
+    "recsys_improved",
+    "stsb_improved",
+]
+
+
+def test_improved_presets_train_on_fixtures(tmp_path: Path) -> None:
+    """Each improved preset trains (smoke) with its own loss and sampler; BANKING77's test split is scored."""
+    data = write_fixtures(tmp_path / "data")
+    args = ["-m", f"+experiment={','.join(IMPROVED)}", "datasets=local", "model=tiny", "trainer=smoke"]
+    result = run_stembed(["train", *args, "tracking.log_model=false"], tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    runs = {r.data.tags["stembed.task"]: r for r in job_runs(store_uri(tmp_path))}
+    assert sorted(runs) == IMPROVED and {r.info.status for r in runs.values()} == {"FINISHED"}
+    banking = runs["banking77_improved"].data
+    test_texts = pd.read_csv(data / "banking77" / "test.csv")["text"]
+    assert int(banking.params["data_stats.test_rows"]) == test_texts.nunique()  # repeats dropped
+    assert {"baseline_banking77-test_accuracy_at_1", "final_banking77-test_accuracy_at_1"} <= set(
+        banking.metrics
+    )
+    # ticket -> category name positives only; names repeat in a batch on purpose (plain sampler)
+    tickets = runs["it_tickets_improved"].data
+    assert tickets.params["data_stats.train_positive_share"] == "1.0"
+    assert tickets.params["loss._target_"].endswith("MultipleNegativesRankingLoss")
+    assert tickets.tags["stembed.batch_sampler"].startswith("batch_sampler")
+    assert runs["recsys_improved"].data.tags["stembed.batch_sampler"].startswith("no_duplicates")
+    assert runs["stsb_improved"].data.params["loss._target_"].endswith("CoSENTLoss")
+    assert runs["ifixit_improved"].data.params["trainer.per_device_train_batch_size"] == "64"
+
+
+def test_test_split_of_a_single_file_is_refused(tmp_path: Path) -> None:
+    data = write_fixtures(tmp_path / "data")
+    args = [
+        "+experiment=banking77_improved",
+        "model=tiny",
+        "trainer=smoke",
+        f"data.source={data}/banking77/train.csv",
+    ]
+    result = run_stembed(["train", *args], tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "data.test_split=test" in result.stderr and "{split}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_paired_bootstrap_pairs_the_examples() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=300)
+    # b is a shifted by the same 0.01 on every example: paired, every resample differs by exactly 0.01
+    diff, low, high, p = paired_bootstrap(a, a + 0.01, resamples=2000)
+    assert diff == pytest.approx(0.01) and low == pytest.approx(0.01) and high == pytest.approx(0.01)
+    assert p == 0.0
+    same = paired_bootstrap(a, a.copy(), resamples=2000)
+    assert same[:3] == (0.0, 0.0, 0.0) and same[3] == 1.0
+    noise = paired_bootstrap(rng.integers(0, 2, 500), rng.integers(0, 2, 500), resamples=2000, seed=3)
+    assert noise[1] < 0 < noise[2] and noise[3] > 0.05
+    # seeded: the same seed gives the same interval
+    b = a + rng.normal(size=300)
+    assert paired_bootstrap(a, b, resamples=500, seed=7) == paired_bootstrap(a, b, resamples=500, seed=7)
+
+
+def test_statistics_match_the_evaluator_and_scipy() -> None:
+    rng = np.random.default_rng(0)
+    truth, predicted = rng.integers(0, 6, 400), rng.integers(0, 7, 400)
+    rows = np.stack([truth, predicted], axis=1)
+    assert macro_f1(rows) == pytest.approx(_macro_f1(truth.tolist(), predicted.tolist(), 7))
+    assert accuracy(rows) == pytest.approx(np.mean(truth == predicted))
+    gold = rng.normal(size=200)
+    assert spearman(np.stack([gold**3, gold], axis=1)) == pytest.approx(1.0)
+    # macro-F1 through the bootstrap: a model that routes everything right beats a coin, clearly
+    perfect = np.stack([truth, truth], axis=1)
+    diff, low, high, p = paired_bootstrap(rows, perfect, resamples=1000, statistic=macro_f1)
+    assert diff == pytest.approx(1.0 - macro_f1(rows)) and 0 < low <= diff <= high and p == 0.0
