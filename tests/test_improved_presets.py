@@ -26,6 +26,7 @@ IMPROVED = [
 ]
 
 
+@pytest.mark.e2e
 def test_improved_presets_train_on_fixtures(tmp_path: Path) -> None:
     """Each improved preset trains (smoke) with its own loss and sampler; BANKING77's test split is scored."""
     data = write_fixtures(tmp_path / "data")
@@ -50,6 +51,7 @@ def test_improved_presets_train_on_fixtures(tmp_path: Path) -> None:
     assert runs["ifixit_improved"].data.params["trainer.per_device_train_batch_size"] == "64"
 
 
+@pytest.mark.e2e
 def test_test_split_of_a_single_file_is_refused(tmp_path: Path) -> None:
     data = write_fixtures(tmp_path / "data")
     args = [
