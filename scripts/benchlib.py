@@ -10,6 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stembed.hub import decide_offline
+
+decide_offline()  # before any benchmark imports a hub library: no retries without hub access
+
 SCRIPTS = Path(__file__).resolve().parent
 STEMBED = str(Path(sys.executable).with_name("stembed"))
 PLAIN = str(SCRIPTS / "plain_st_train.py")
