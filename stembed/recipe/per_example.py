@@ -15,7 +15,7 @@ import hashlib
 import json
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -205,60 +205,74 @@ def _metric_name(evaluator: Any, key: str) -> str:
 
 def similarity_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
     """Pairs: the predicted similarity per similarity function and the gold score."""
-    import pandas as pd
-    from sentence_transformers.util import pairwise_cos_sim, pairwise_dot_score
-
     if evaluator.precision not in (None, "float32"):
         return None
-    functions = {"cosine": pairwise_cos_sim, "dot": pairwise_dot_score}
-    names = [n for n in (evaluator.similarity_fn_names or [model.similarity_fn_name]) if n in functions]
-    if not names:
+    functions = _pair_functions(evaluator, model)
+    if not functions:
         return None
     first = _embed(evaluator, model, evaluator.sentences1)
     second = _embed(evaluator, model, evaluator.sentences2)
-    s1, s2 = list(map(str, evaluator.sentences1)), list(map(str, evaluator.sentences2))
     gold = [float(score) for score in evaluator.scores]
-    table = pd.DataFrame({"example_id": example_ids(s1, s2), "sentence1": s1, "sentence2": s2, "gold": gold})
-    metrics: dict[str, dict[str, list[str]]] = {}
-    for name in names:
-        table[f"score_{name}"] = functions[name](first, second).detach().cpu().float().numpy()
-        for statistic in ("pearson", "spearman"):
-            metrics[_metric_name(evaluator, f"{statistic}_{name}")] = {statistic: [f"score_{name}", "gold"]}
-    table.attrs = {
-        KIND: "similarity",
-        METRICS: metrics,
-        EXAMPLES: _fingerprint(zip(table.example_id, gold, strict=True)),
-    }
-    return table
+
+    def recipes(name: str) -> list[tuple[str, str]]:
+        return [(f"{statistic}_{name}", statistic) for statistic in ("pearson", "spearman")]
+
+    return _pair_table(evaluator, functions, first, second, gold, recipes, "similarity")
 
 
 def binary_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
     """Pairs labelled 0/1: the similarity per similarity function (higher = more similar) and the label."""
     import numpy as np
-    import pandas as pd
-    from sentence_transformers.util import pairwise_cos_sim, pairwise_dot_score
 
-    functions = {"cosine": pairwise_cos_sim, "dot": pairwise_dot_score}
-    names = [n for n in (evaluator.similarity_fn_names or [model.similarity_fn_name]) if n in functions]
+    functions = _pair_functions(evaluator, model)
     try:
         unique = list({*evaluator.sentences1, *evaluator.sentences2})  # as the evaluator embeds them
     except TypeError:
         return None
-    if not names:
+    if not functions:
         return None
     embedded = dict(zip(unique, _embed(evaluator, model, unique), strict=True))
     first = np.stack([embedded[s] for s in evaluator.sentences1])
     second = np.stack([embedded[s] for s in evaluator.sentences2])
-    s1, s2 = list(map(str, evaluator.sentences1)), list(map(str, evaluator.sentences2))
     gold = [float(label) for label in evaluator.labels]
+
+    def recipes(name: str) -> list[tuple[str, str]]:
+        keys = (("accuracy", "best_accuracy"), ("f1", "best_f1"), ("ap", "average_precision"))
+        return [(f"{name}_{key}", recipe) for key, recipe in keys]
+
+    return _pair_table(evaluator, functions, first, second, gold, recipes, "binary")
+
+
+def _pair_functions(evaluator: Any, model: Any) -> dict[str, Callable[..., Any]]:
+    """The evaluator's pairwise similarity functions that a table can reproduce (cosine, dot)."""
+    from sentence_transformers.util import pairwise_cos_sim, pairwise_dot_score
+
+    known = {"cosine": pairwise_cos_sim, "dot": pairwise_dot_score}
+    names = evaluator.similarity_fn_names or [model.similarity_fn_name]
+    return {name: known[name] for name in names if name in known}
+
+
+def _pair_table(
+    evaluator: Any,
+    functions: dict[str, Callable[..., Any]],
+    first: Any,
+    second: Any,
+    gold: list[float],
+    recipes: Callable[[str], list[tuple[str, str]]],
+    kind: str,
+) -> pd.DataFrame:
+    """One row per pair (texts, gold, a score per function) and how each metric is recomputed from it."""
+    import pandas as pd
+
+    s1, s2 = list(map(str, evaluator.sentences1)), list(map(str, evaluator.sentences2))
     table = pd.DataFrame({"example_id": example_ids(s1, s2), "sentence1": s1, "sentence2": s2, "gold": gold})
     metrics: dict[str, dict[str, list[str]]] = {}
-    for name in names:
-        table[f"score_{name}"] = functions[name](first, second).detach().cpu().float().numpy()
-        for key, recipe in (("accuracy", "best_accuracy"), ("f1", "best_f1"), ("ap", "average_precision")):
-            metrics[_metric_name(evaluator, f"{name}_{key}")] = {recipe: [f"score_{name}", "gold"]}
+    for name, function in functions.items():
+        table[f"score_{name}"] = function(first, second).detach().cpu().float().numpy()
+        for key, recipe in recipes(name):
+            metrics[_metric_name(evaluator, key)] = {recipe: [f"score_{name}", "gold"]}
     table.attrs = {
-        KIND: "binary",
+        KIND: kind,
         METRICS: metrics,
         EXAMPLES: _fingerprint(zip(table.example_id, gold, strict=True)),
     }
