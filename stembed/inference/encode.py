@@ -58,13 +58,6 @@ def model_run_id(reference: str, tracking_uri: str) -> str | None:
     return None
 
 
-def evaluate(model: SentenceTransformer, cfg: Any) -> dict[str, float]:
-    """Build `data` and `evaluator` from the composed config and evaluate (eval split, then test)."""
-    from stembed.recipe.evaluation import run_evaluators
-
-    return run_evaluators(build_eval(cfg, model)[0], model)
-
-
 def build_eval(cfg: Any, model: SentenceTransformer) -> tuple[list[Any], Any]:
     """([evaluator on the eval split, on the test split or None], the data) from the composed config.
 
