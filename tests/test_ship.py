@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 from conftest import TINY, job_runs, run_stembed, store_uri
 
+from stembed.inference.runtimes import bf16_is_native
+
 WITH_MODEL = [arg for arg in TINY if arg != "tracking.log_model=false"]
 
 
@@ -88,11 +90,16 @@ def test_ship_measures_the_grid_and_ships_a_variant_that_reproduces(tmp_path: Pa
 
     ship_dir = Path(run.data.tags["stembed.run_dir"]) / "ship"
     table = pd.read_csv(ship_dir / "table.csv")
-    assert set(table["runtime"]) == {"torch-fp32", "onnx-fp32", "onnx-int8"}
+    runtimes = {"torch-fp32", "onnx-fp32", "onnx-int8"} | ({"torch-bf16"} if bf16_is_native() else set())
+    assert set(table["runtime"]) == runtimes
+    # pair similarity has no query side to keep in float32: no binary-rescore rows
     assert set(table["dims"]) == {32, 16, 8} and set(table["precision"]) == {"float32", "int8", "binary"}
-    assert len(table) == 27 and list(table["metric"]) == sorted(table["metric"], reverse=True)
+    assert len(table) == 9 * len(runtimes) and list(table["metric"]) == sorted(table["metric"], reverse=True)
     reference = table[(table.runtime == "torch-fp32") & (table.dims == 32) & (table.precision == "float32")]
-    assert reference["delta"].item() == 0.0
+    assert reference["delta"].item() == 0.0 and reference["low"].isna().all()
+    others = table.drop(reference.index)
+    assert (others["low"] <= others["high"]).all()  # each delta has its paired interval
+    assert "delta [95% CI]" in (ship_dir / "table.md").read_text()
     assert reference["metric"].item() == pytest.approx(
         run.data.metrics["final_val_spearman_cosine"], abs=1e-6
     )
@@ -132,3 +139,29 @@ def test_ship_measures_the_grid_and_ships_a_variant_that_reproduces(tmp_path: Pa
     assert (tmp_path / "outputs").is_dir()
     missing = run_stembed(["ship", "0123456789abcdef0123456789abcdef"], tmp_path)
     assert missing.returncode == 2 and "no such run" in missing.stderr
+
+
+def test_binary_rescore_keeps_queries_float_and_documents_binary() -> None:
+    """Label routing encodes texts (queries) and label names (documents) apart, so the rescoring
+    variant scores float32 queries against the label names' bits."""
+    import numpy as np
+
+    from stembed.inference.runtimes import TorchEncoder
+    from stembed.inference.ship import VariantModel
+    from stembed.recipe.evaluators import LabelRetrievalEvaluator
+    from stembed.recipe.model import tiny_static_model
+
+    model = tiny_static_model()
+    texts, labels = ["track my order", "refund please", "reset password"], ["track", "refund", "password"]
+    evaluator = LabelRetrievalEvaluator(texts, labels, name="intents")
+    proxy = VariantModel(model, TorchEncoder(model)).set(16, "binary-rescore")
+    scores = evaluator.score_matrix(proxy)
+    assert proxy.sides_used
+
+    queries = model.encode(texts)[:, :16]
+    names = model.encode(evaluator.classes)[:, :16]  # the label names, sorted
+    bits = np.where(names > 0, 1.0, -1.0)  # ubinary: 1 where the value is > 0
+    expected = (queries / np.linalg.norm(queries, axis=1, keepdims=True)) @ (bits / 4.0).T  # |bits| = 4
+    assert np.allclose(scores, expected, atol=1e-5)
+    binary = VariantModel(model, TorchEncoder(model)).set(16, "binary")
+    assert not np.allclose(evaluator.score_matrix(binary), expected, atol=1e-3)  # queries binary too

@@ -73,7 +73,7 @@ def paired(
             "+experiment=...` and compare those eval runs."
         )
     b = b.set_index("example_id").loc[a.example_id].reset_index()
-    return columns(a), columns(b, like=a)
+    return columns(a, like=b), columns(b, like=a)  # label ids from both tables' labels
 
 
 def columns(table: pd.DataFrame, like: pd.DataFrame | None = None) -> dict[str, np.ndarray]:

@@ -43,7 +43,10 @@ def encode(
     column: Annotated[str, typer.Option("--column", "-c", help="The column with the texts.")] = "text",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
     backend: Annotated[
-        str, typer.Option(help="torch (model.encode), onnx, or onnx-int8 (exported and quantized first).")
+        str,
+        typer.Option(
+            help="torch (model.encode), torch-bf16, onnx, or onnx-int8 (exported and quantized first)."
+        ),
     ] = "torch",
     prompt_name: Annotated[
         str | None,
@@ -140,6 +143,8 @@ def ship(
             ) from None
         result = ship_run(run_id, max_drop, output, register, tracking_uri, wanted)
     typer.echo(table_markdown(result))
+    for note in result.notes:
+        typer.echo(f"note: {note}")
     chosen = result.chosen
     typer.echo(
         f"chosen (max drop {max_drop}): {chosen.variant.label}  {result.metric_name} {chosen.metric:.4f} "

@@ -1,4 +1,5 @@
-"""Runtimes that turn texts into sentence embeddings: PyTorch (the model itself) and ONNX Runtime.
+"""Runtimes that turn texts into sentence embeddings: PyTorch (fp32, or bf16 where the CPU computes it
+natively) and ONNX Runtime (fp32, int8).
 
 Both take texts and return float32 numpy embeddings of the model's full dimension, so the
 deployment grid (stembed.inference.ship) and `stembed encode --backend` can swap them freely.
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
 
 
 class Encoder(Protocol):
@@ -35,7 +36,26 @@ class TorchEncoder:
         self.model, self.name = model, name
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        return self.model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+        embeddings = self.model.encode(
+            texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+        return embeddings.astype("float32", copy=False)
+
+
+def bf16_copy(model: SentenceTransformer) -> SentenceTransformer:
+    """A bfloat16 copy of the model (half the weights' bytes); the caller's model stays float32."""
+    import copy
+
+    import torch
+
+    return copy.deepcopy(model).to(torch.bfloat16)
+
+
+def bf16_is_native() -> bool:
+    """Whether bf16 encoding is worth offering here: only where the CPU multiplies bf16 natively."""
+    from stembed.speed.hardware import cpu_has_native_bf16
+
+    return cpu_has_native_bf16()
 
 
 class OnnxEncoder:
@@ -75,6 +95,8 @@ def backend_encoder(model: SentenceTransformer, backend: str, workdir: Path) -> 
         raise StembedError(f"--backend {backend}: not supported. Use one of: {', '.join(BACKENDS)}.")
     if backend == "torch":
         return TorchEncoder(model)
+    if backend == "torch-bf16":
+        return TorchEncoder(bf16_copy(model), backend)
     quantize = "int8" if backend == "onnx-int8" else None
     export_onnx(model, workdir, quantize=quantize)
     return OnnxEncoder(model, workdir / (INT8_FILE if quantize else FP32_FILE), backend)

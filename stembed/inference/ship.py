@@ -1,20 +1,27 @@
 """`stembed ship RUN_ID`: choose how to deploy a trained model from measurements on its own eval data.
 
 A grid of deployment variants is evaluated with the run's evaluator on the run's eval split:
-runtime (PyTorch fp32, ONNX fp32, ONNX int8) x output dimension (the full one and truncations, what
-Matryoshka training is for) x embedding precision (float32, int8, binary; sentence-transformers'
-`quantize_embeddings`). Each runtime encodes the texts once; truncation and quantization are applied
-to those embeddings, so the grid costs three encodings, not one per cell. `--max-drop` picks the
-variant with the smallest index, then the smallest model, then the fastest, among those within that
-loss of the full-precision PyTorch model's metric; `ship/` holds it with a manifest and the table.
+runtime (PyTorch fp32, PyTorch bf16 where the CPU computes bf16 natively, ONNX fp32, ONNX int8) x
+output dimension (the full one and truncations, what Matryoshka training is for) x embedding
+precision (float32, int8, binary; sentence-transformers' `quantize_embeddings`). Each runtime
+encodes the texts once; truncation and quantization are applied to those embeddings, so the grid
+costs one encoding per runtime, not one per cell. Each row's difference to the full-precision
+PyTorch model comes with a paired-bootstrap interval over the eval examples (stembed.analysis).
+`--max-drop` picks the variant with the smallest index, then the smallest model, then the fastest,
+among those within that loss of the reference metric; `ship/` holds it with a manifest and the table.
 
 Similarity of quantized embeddings is computed on their values as floats: int8 values as they are,
 binary bits as -1/+1, whose cosine is 1 - 2 * hamming / dims, so ranking by it is ranking by Hamming
-distance, as a binary index does.
+distance, as a binary index does. `binary-rescore` is the rescoring step of sentence-transformers'
+quantization docs: documents stored as bits, the query kept in float32 and scored against the bits
+(its ranking is the float query's dot product with the unpacked bits). It applies where the
+evaluator encodes queries and documents apart (retrieval, label routing), and is left out elsewhere.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import statistics
@@ -29,6 +36,8 @@ from stembed.inference.runtimes import (
     OnnxEncoder,
     TorchEncoder,
     as_texts,
+    bf16_copy,
+    bf16_is_native,
     directory_megabytes,
     embedding_dimension,
 )
@@ -37,12 +46,14 @@ if TYPE_CHECKING:
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
-PRECISIONS = ("float32", "int8", "binary")
-BYTES_PER_DIMENSION = {"float32": 4.0, "int8": 1.0, "binary": 1 / 8}
+PRECISIONS = ("float32", "int8", "binary", "binary-rescore")
+BYTES_PER_DIMENSION = {"float32": 4.0, "int8": 1.0, "binary": 1 / 8, "binary-rescore": 1 / 8}
+REFERENCE = ("torch-fp32", "float32")  # with the full dimension: what every delta is measured from
 STANDARD_DIMS = (64, 128, 256, 512, 768, 1024)
 CALIBRATION_TEXTS = 1000  # training texts that set the int8 ranges (never the eval texts)
 SPEED_TEXTS, SPEED_BATCH, SPEED_REPEATS, LATENCY_CALLS = 256, 64, 3, 15
 MANIFEST, TABLE_MD, TABLE_CSV = "ship.json", "table.md", "table.csv"
+BF16_DIR = "model-bf16"  # the bf16 copy, measured beside the fp32 model; kept only when chosen
 
 
 @dataclass
@@ -65,6 +76,8 @@ class Row:
     variant: Variant
     metric: float
     delta: float = 0.0
+    low: float = float("nan")  # 95% paired-bootstrap interval of delta (nan: no per-example scores)
+    high: float = float("nan")
     texts_per_second: float = 0.0
     p50_ms: float = 0.0
     model_mb: float = 0.0
@@ -103,14 +116,14 @@ def quantize(embeddings: np.ndarray, precision: str, ranges: np.ndarray | None) 
         return embeddings.astype("float32", copy=False)
     if precision == "int8":
         return quantize_embeddings(embeddings, "int8", ranges=ranges)
-    return quantize_embeddings(embeddings, "ubinary")
+    return quantize_embeddings(embeddings, "ubinary")  # binary, binary-rescore (documents)
 
 
 def as_comparable(stored: np.ndarray, precision: str, dims: int) -> np.ndarray:
     """Stored embeddings as float32 vectors whose cosine is what the index compares (see module doc)."""
     import numpy as np
 
-    if precision == "binary":
+    if precision.startswith("binary"):
         bits = np.unpackbits(stored.astype(np.uint8), axis=1)[:, :dims]
         return bits.astype(np.float32) * 2 - 1
     return stored.astype(np.float32)
@@ -128,7 +141,8 @@ class VariantModel:
     """What an evaluator sees: a SentenceTransformer whose encode gives one variant's embeddings.
 
     Everything but encoding (similarity function, prompts, ...) is the real model's. Embeddings are
-    cached per runtime, so every dimension and precision of a runtime reuses one encoding.
+    cached per runtime and prompted text, so every dimension and precision of a runtime reuses one
+    encoding. `sides_used` records whether the evaluator encoded queries and documents apart.
     """
 
     def __init__(self, model: SentenceTransformer, encoder: Encoder) -> None:
@@ -136,10 +150,12 @@ class VariantModel:
         self._cache: dict[str, np.ndarray] = {}
         self.dims = embedding_dimension(model)
         self.precision, self.ranges = "float32", None
+        self.sides_used = False
         self.model_card_data = _NoCardData()  # evaluators record metrics there; not in the real card
 
     def set(self, dims: int, precision: str, ranges: np.ndarray | None = None) -> VariantModel:
         self.dims, self.precision, self.ranges = dims, precision, ranges
+        self.sides_used = False
         return self
 
     def __getattr__(self, name: str) -> Any:
@@ -156,13 +172,29 @@ class VariantModel:
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
 
     def encode(self, sentences: Any, convert_to_tensor: bool = False, **kwargs: Any) -> Any:
+        return self._encode(sentences, self.precision, None, convert_to_tensor, **kwargs)
+
+    def encode_query(self, sentences: Any, convert_to_tensor: bool = False, **kwargs: Any) -> Any:
+        self.sides_used = True
+        precision = "float32" if self.precision == "binary-rescore" else self.precision
+        return self._encode(sentences, precision, "query", convert_to_tensor, **kwargs)
+
+    def encode_document(self, sentences: Any, convert_to_tensor: bool = False, **kwargs: Any) -> Any:
+        self.sides_used = True
+        return self._encode(sentences, self.precision, "document", convert_to_tensor, **kwargs)
+
+    def _encode(
+        self, sentences: Any, stored_as: str, side: str | None, convert_to_tensor: bool, **kwargs: Any
+    ) -> Any:
+        """kwargs are SentenceTransformer.encode's; its `precision` is the evaluator's, not the variant's."""
         import numpy as np
         import torch
 
         single = isinstance(sentences, str)
         texts = as_texts([sentences] if single else sentences)
-        full = self.full_embeddings(texts)[:, : self.dims]
-        vectors = as_comparable(quantize(full, self.precision, self.ranges), self.precision, self.dims)
+        prompt = prompt_text(self._model, kwargs.get("prompt"), kwargs.get("prompt_name"), side)
+        full = self.full_embeddings([prompt + text for text in texts])[:, : self.dims]
+        vectors = as_comparable(quantize(full, stored_as, self.ranges), stored_as, self.dims)
         if kwargs.get("normalize_embeddings"):
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.where(norms == 0, 1, norms)
@@ -170,8 +202,15 @@ class VariantModel:
             vectors = vectors[0]
         return torch.from_numpy(np.ascontiguousarray(vectors)) if convert_to_tensor else vectors
 
-    encode_query = encode
-    encode_document = encode
+
+def prompt_text(model: SentenceTransformer, prompt: str | None, name: str | None, side: str | None) -> str:
+    """The prompt `SentenceTransformer.encode` would prepend: the given one, the named one, else the
+    side's own (encode_query uses a saved "query" prompt) or the model's default prompt."""
+    if prompt is not None:
+        return prompt
+    prompts = model.prompts or {}
+    name = name or (side if side in prompts else None) or model.default_prompt_name
+    return prompts.get(name, "") if name else ""
 
 
 class _NoCardData:
@@ -221,8 +260,7 @@ def run_grid(
     dims: list[int],
 ) -> tuple[str, list[Row], dict[tuple[str, int], np.ndarray]]:
     """Evaluate every runtime x dims x precision; rows best first, deltas to the PyTorch fp32 reference."""
-    rows, ranges_of, metric_name = [], {}, ""
-    full = dims[0]
+    rows, ranges_of, metric_name, examples = [], {}, "", {}
     for runtime, encoder in encoders.items():
         proxy = VariantModel(model, encoder)
         # Not through the proxy's cache: ONNX int8 quantizes activations per batch, so a text's
@@ -233,18 +271,46 @@ def run_grid(
             ranges_of[(runtime, dim)] = ranges = int8_ranges(calibration, dim)
             for precision in PRECISIONS:
                 metric_name, value = evaluate_variant(evaluator, proxy.set(dim, precision, ranges))
-                row = Row(Variant(runtime, dim, precision), value, 0.0, *speed, sizes[runtime])
-                row.index_mb_per_million = dim * BYTES_PER_DIMENSION[precision]
-                rows.append(row)
-    reference = next(
-        r
-        for r in rows
-        if (r.variant.runtime, r.variant.dims, r.variant.precision) == ("torch-fp32", full, "float32")
-    )
-    for row in rows:
-        row.delta = row.metric - reference.metric
+                if precision == "binary-rescore" and not proxy.sides_used:
+                    continue  # the evaluator compares texts of one kind: nothing to rescore
+                variant = Variant(runtime, dim, precision)
+                rows.append(Row(variant, value, 0.0, *(float("nan"),) * 2, *speed, sizes[runtime]))
+                rows[-1].index_mb_per_million = dim * BYTES_PER_DIMENSION[precision]
+                examples[variant.label] = per_example_columns(evaluator, proxy, metric_name)
+    reference = Variant(REFERENCE[0], dims[0], REFERENCE[1])
+    add_intervals(rows, examples, reference)
     rows.sort(key=lambda r: (-r.metric, r.index_mb_per_million, r.model_mb, -r.texts_per_second))
     return metric_name, rows, ranges_of
+
+
+def per_example_columns(evaluator: Any, proxy: VariantModel, metric_name: str) -> tuple[Any, Any] | None:
+    """(columns, metric recipe) of the primary metric per eval example, or None where stembed cannot
+    score this evaluator per example (then the row has no interval)."""
+    from stembed.recipe.per_example import METRICS, tables
+
+    with contextlib.redirect_stderr(io.StringIO()):  # its "no per-example scores" note, once per row
+        found = list(tables([evaluator], proxy).values())
+    spec = found[0].attrs.get(METRICS, {}).get(metric_name) if found else None
+    return (found[0], spec) if spec else None
+
+
+def add_intervals(rows: list[Row], examples: dict[str, Any], reference: Variant) -> None:
+    """Each row's delta to the reference row and, where per-example scores exist, its paired interval."""
+    from stembed.analysis.bootstrap import paired_bootstrap
+    from stembed.analysis.compare import columns
+
+    base = next(r for r in rows if r.variant == reference)
+    base_examples = examples.get(reference.label)
+    for row in rows:
+        row.delta = row.metric - base.metric
+        mine = examples.get(row.variant.label)
+        if row is base or not (mine and base_examples):
+            continue
+        (table, spec), (base_table, _) = mine, base_examples
+        (comparison,) = paired_bootstrap(
+            columns(base_table, like=table), columns(table, like=base_table), {"metric": spec}
+        )
+        row.low, row.high = comparison.low, comparison.high
 
 
 def ship(
@@ -272,17 +338,22 @@ def ship(
     model_dir = output / "model"
     model.save(str(model_dir))
     _use_run_card(model_dir / "README.md", run.info.run_id, uri)
-    encoders: dict[str, Encoder] = {
-        "torch-fp32": TorchEncoder(model),
-        "onnx-fp32": OnnxEncoder(model, onnx_dir / FP32_FILE, "onnx-fp32"),
-        "onnx-int8": OnnxEncoder(model, onnx_dir / INT8_FILE, "onnx-int8"),
-    }
-    weights = [p for p in model_dir.rglob("*") if p.suffix in (".safetensors", ".bin")]
-    sizes = {
-        "torch-fp32": sum(directory_megabytes(p) for p in weights) or directory_megabytes(model_dir),
-        "onnx-fp32": directory_megabytes(onnx_dir / FP32_FILE),
-        "onnx-int8": directory_megabytes(onnx_dir / INT8_FILE),
-    }
+    encoders: dict[str, Encoder] = {"torch-fp32": TorchEncoder(model)}
+    sizes = {"torch-fp32": weights_megabytes(model_dir)}
+    notes = []
+    if bf16_is_native():
+        bf16 = bf16_copy(model)
+        bf16.save(str(output / BF16_DIR))
+        encoders["torch-bf16"], sizes["torch-bf16"] = (
+            TorchEncoder(bf16, "torch-bf16"),
+            weights_megabytes(output / BF16_DIR),
+        )
+    else:
+        notes.append("torch-bf16 left out: this CPU has no native bf16 (AVX512-BF16 or AMX), so it is slower")
+    encoders["onnx-fp32"] = OnnxEncoder(model, onnx_dir / FP32_FILE, "onnx-fp32")
+    encoders["onnx-int8"] = OnnxEncoder(model, onnx_dir / INT8_FILE, "onnx-int8")
+    sizes["onnx-fp32"] = directory_megabytes(onnx_dir / FP32_FILE)
+    sizes["onnx-int8"] = directory_megabytes(onnx_dir / INT8_FILE)
     full = embedding_dimension(model)
     calibration, speed_texts = _texts(data.train), _texts(data.eval)
     metric_name, rows, ranges_of = run_grid(
@@ -290,7 +361,7 @@ def ship(
     )
     chosen = choose(rows, max_drop)
     chosen.chosen = True
-    result = ShipResult(metric_name, rows, chosen, output)
+    result = ShipResult(metric_name, rows, chosen, output, notes=notes)
     _write(result, run, ranges_of, max_drop, data.fingerprint)
     _prune(output, chosen.variant)
     _log_to_run(result, run.info.run_id, uri)
@@ -318,19 +389,33 @@ class ShippedModel:
         self.manifest = json.loads((directory / MANIFEST).read_text())
         variant = self.manifest["variant"]
         self.variant = Variant(variant["runtime"], int(variant["dims"]), variant["precision"])
-        self.model = SentenceTransformer(str(directory / "model"))
+        self.model = SentenceTransformer(str(directory / "model"), device="cpu")
+        if self.variant.runtime == "torch-bf16":
+            import torch
+
+            self.model.to(torch.bfloat16)
         ranges = self.manifest.get("int8_ranges")
         self.ranges = np.asarray(ranges, dtype=np.float32) if ranges is not None else None
         onnx_file = self.manifest.get("onnx_model")
         self.encoder: Encoder = (
             OnnxEncoder(self.model, directory / onnx_file, self.variant.runtime)
             if onnx_file
-            else TorchEncoder(self.model)
+            else TorchEncoder(self.model, self.variant.runtime)
         )
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        full = self.encoder.encode(as_texts(texts), batch_size=batch_size)
+    def encode(self, texts: list[str], batch_size: int = 64, prompt_name: str | None = None) -> np.ndarray:
+        """What the index stores for these texts (documents, for binary-rescore)."""
+        prompt = prompt_text(self.model, None, prompt_name, None)
+        full = self.encoder.encode([prompt + text for text in as_texts(texts)], batch_size=batch_size)
         return quantize(full[:, : self.variant.dims], self.variant.precision, self.ranges)
+
+    def encode_query(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Query vectors: float32 for binary-rescore (scored against the documents' bits), else encode()."""
+        if self.variant.precision != "binary-rescore":
+            return self.encode(texts, batch_size, "query" if "query" in self.model.prompts else None)
+        prompt = prompt_text(self.model, None, None, "query")
+        full = self.encoder.encode([prompt + text for text in as_texts(texts)], batch_size=batch_size)
+        return full[:, : self.variant.dims]
 
     def comparable(self, texts: list[str]) -> np.ndarray:
         return as_comparable(self.encode(texts), self.variant.precision, self.variant.dims)
@@ -406,6 +491,12 @@ def _run_model(run: Any, uri: str) -> SentenceTransformer:
     return load_any_model(f"runs:/{run.info.run_id}/model", uri)[0].to("cpu")
 
 
+def weights_megabytes(model_dir: Path) -> float:
+    """The saved weights' size (the tokenizer and config files are the same for every runtime)."""
+    weights = [p for p in model_dir.rglob("*") if p.suffix in (".safetensors", ".bin")]
+    return sum(directory_megabytes(p) for p in weights) or directory_megabytes(model_dir)
+
+
 def _clear(output: Path) -> None:
     """Replace an earlier ship/ (it has a ship.json); never empty a directory that holds other things."""
     if (output / MANIFEST).is_file():
@@ -449,16 +540,22 @@ def _texts(rows: Any) -> list[str]:
 def table_markdown(result: ShipResult) -> str:
     """The grid as a markdown table, best first; the chosen row marked."""
     head = (
-        f"| variant | {result.metric_name} | delta | texts/s | p50 ms | model MB | index MB / 1M docs |\n"
-        "|---|---:|---:|---:|---:|---:|---:|\n"
+        f"| variant | {result.metric_name} | delta [95% CI] | texts/s | p50 ms | model MB | "
+        "index MB / 1M docs |\n|---|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = [
         f"| {'**' + r.variant.label + '** (chosen)' if r.chosen else r.variant.label} | {r.metric:.4f} | "
-        f"{r.delta:+.4f} | {r.texts_per_second:.0f} | {r.p50_ms:.1f} | {_mb(r.model_mb)} | "
+        f"{_delta(r)} | {r.texts_per_second:.0f} | {r.p50_ms:.1f} | {_mb(r.model_mb)} | "
         f"{r.index_mb_per_million:.0f} |"
         for r in result.rows
     ]
     return head + "\n".join(lines) + "\n"
+
+
+def _delta(row: Row) -> str:
+    if row.low != row.low:  # nan: the reference row, or no per-example scores
+        return f"{row.delta:+.4f}"
+    return f"{row.delta:+.4f} [{row.low:+.4f}, {row.high:+.4f}]"
 
 
 def _mb(value: float) -> str:
@@ -487,7 +584,9 @@ def _write(result: ShipResult, run: Any, ranges_of: dict, max_drop: float, finge
         "model": "model",
         "onnx_model": f"onnx/{onnx_file}" if onnx_file else None,
         "int8_ranges": ranges.tolist() if ranges is not None else None,
-        "similarity": "hamming" if chosen.precision == "binary" else "cosine",
+        "similarity": {"binary": "hamming", "binary-rescore": "hamming, then float query x bits"}.get(
+            chosen.precision, "cosine"
+        ),
         "load": "from stembed.inference.ship import load_shipped; "
         "embeddings = load_shipped('<this directory>').encode(texts)",
         "how": _how_to_query(chosen),
@@ -501,23 +600,38 @@ def _write(result: ShipResult, run: Any, ranges_of: dict, max_drop: float, finge
 
 def _how_to_query(variant: Variant) -> str:
     keep = f"keep the first {variant.dims} dimensions"
+    runtime = variant.runtime
+    if runtime == "torch-bf16":
+        runtime = "torch-bf16 (SentenceTransformer(path, model_kwargs={'torch_dtype': 'bfloat16'}))"
     store = {
         "float32": "store float32 vectors and rank by cosine",
         "int8": "quantize with int8_ranges (sentence_transformers.quantization.quantize_embeddings) and "
         "rank by cosine/dot of the int8 values",
         "binary": "store ubinary bits (quantize_embeddings precision='ubinary') and rank by Hamming distance",
+        "binary-rescore": "store documents as ubinary bits, keep queries float32; retrieve "
+        "rescore_multiplier x top_k candidates by Hamming distance, then rescore them by the float "
+        "query's dot product with their unpacked bits "
+        "(sentence_transformers.quantization.semantic_search_faiss(..., rescore=True))",
     }[variant.precision]
-    return f"encode with {variant.runtime}, {keep}, {store}."
+    return f"encode with {runtime}, {keep}, {store}."
 
 
 def _prune(output: Path, chosen: Variant) -> None:
-    """Keep only the chosen runtime's ONNX file (the PyTorch model dir is the tokenizer's home too)."""
+    """Keep only the chosen runtime's files: its ONNX file, or the bf16 weights as `model/` (the
+    PyTorch model dir is the tokenizer's home too, so it always stays)."""
     from stembed.inference.export import FP32_FILE, INT8_FILE
 
     keep = {"onnx-fp32": FP32_FILE, "onnx-int8": INT8_FILE}.get(chosen.runtime)
     for name in (FP32_FILE, INT8_FILE):
         if name != keep:
             (output / "onnx" / name).unlink(missing_ok=True)
+    bf16_dir = output / BF16_DIR
+    if chosen.runtime == "torch-bf16":
+        shutil.copy2(output / "model" / "README.md", bf16_dir / "README.md")
+        shutil.rmtree(output / "model")
+        bf16_dir.rename(output / "model")
+    elif bf16_dir.exists():
+        shutil.rmtree(bf16_dir)
 
 
 def _log_to_run(result: ShipResult, run_id: str, uri: str) -> None:

@@ -58,9 +58,13 @@ class LabelRetrievalEvaluator(SentenceEvaluator):
         self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
         return metrics
 
-    def embed_inputs(self, model: SentenceTransformer, texts: list[str], prompt: str | None = None) -> Any:
-        """Normalized embeddings (one method, so stembed.recipe.per_example can reuse them)."""
-        return model.encode(
+    def embed_inputs(
+        self, model: SentenceTransformer, texts: list[str], prompt: str | None = None, side: str = "query"
+    ) -> Any:
+        """Normalized embeddings (one method, so stembed.recipe.per_example can reuse them). Texts are
+        queries and label names documents, as in retrieval (`encode_query` / `encode_document`)."""
+        encode = model.encode_query if side == "query" else model.encode_document
+        return encode(
             texts,
             prompt=prompt,
             batch_size=self.batch_size,
@@ -70,9 +74,10 @@ class LabelRetrievalEvaluator(SentenceEvaluator):
 
     def score_matrix(self, model: SentenceTransformer, embed: Any = None) -> Any:
         """Cosine similarity of every text to every label name, as a (texts x labels) numpy array."""
-        embed = embed or (lambda texts, prompt: self.embed_inputs(model, texts, prompt))
+        embed = embed or (lambda texts, prompt, side: self.embed_inputs(model, texts, prompt, side))
         class_texts = [label_text(label, self.label_names) for label in self.classes]
-        scores = embed(self.texts, self.query_prompt) @ embed(class_texts, self.corpus_prompt).T
+        queries = embed(self.texts, self.query_prompt, "query")
+        scores = queries @ embed(class_texts, self.corpus_prompt, "document").T
         return scores.detach().cpu().float().numpy()
 
     def get_config_dict(self) -> dict[str, Any]:
