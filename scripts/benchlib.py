@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,55 +114,67 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 # --- quality on held-out examples: per-example scores and a paired bootstrap ----------------------
 
 
-def paired_bootstrap(
-    a: Any, b: Any, resamples: int = 10_000, seed: int = 0, statistic: Any = None
-) -> tuple[float, float, float, float]:
-    """(diff, low, high, p) of statistic(b) - statistic(a) over examples resampled together.
+@dataclass(frozen=True)
+class Metric:
+    """A held-out metric as stembed.analysis.bootstrap computes it (one implementation for `stembed
+    compare`, `stembed ship` and the benchmarks): its recipe over named columns, and how a model's
+    rows (from route() or similarities()) become those columns. Called on rows, it is the value."""
 
-    a and b hold one row per held-out example, in the same order (a per-example score, or columns
-    such as (truth, prediction) for macro-F1 and (prediction, gold) for spearman); statistic maps
-    such rows to one number (default: the mean). The interval is the 2.5..97.5 percentile of the
-    resampled differences; p is the two-sided share of them on the far side of 0.
+    spec: dict[str, Any]
+    columns: Callable[[Any], dict[str, Any]]
+
+    def __call__(self, rows: Any) -> float:
+        from stembed.analysis.bootstrap import value
+
+        return value(self.spec, self.columns(rows))
+
+    def per_seed(self, seed: int) -> dict[str, Any]:
+        """The recipe over one seed's columns (named `column/seed`)."""
+        ((kind, names),) = self.spec.items()
+        if isinstance(names, str):
+            return {kind: f"{names}/{seed}"}
+        return {kind: [f"{name}/{seed}" for name in names]}
+
+
+def _routed(rows: Any) -> dict[str, Any]:
+    gold, predicted = rows[:, 0].astype(int), rows[:, 1].astype(int)
+    return {"gold": gold, "predicted": predicted, "correct": (gold == predicted).astype(float)}
+
+
+def _scored_pairs(rows: Any) -> dict[str, Any]:
+    return {"predicted": rows[:, 0].astype(float), "gold": rows[:, 1].astype(float)}
+
+
+macro_f1 = Metric({"macro_f1": ["gold", "predicted"]}, _routed)  # over classes in truth or prediction
+accuracy = Metric({"mean": "correct"}, _routed)
+spearman = Metric({"spearman": ["predicted", "gold"]}, _scored_pairs)  # average ranks for ties
+
+
+def paired_bootstrap(
+    a_runs: list[Any], b_runs: list[Any], metric: Metric
+) -> tuple[float, float, float, float]:
+    """(diff, low, high, p) of B - A for the metric averaged over training seeds.
+
+    a_runs and b_runs hold one rows array per seed, all over the same held-out examples in the same
+    order; each resample draws the examples once for every seed (stembed's paired bootstrap, 10,000
+    resamples, seeded), so the interval is that of the seed-averaged metric.
     """
     import numpy as np
 
-    a, b = np.asarray(a), np.asarray(b)
-    if len(a) != len(b):
-        raise ValueError(f"paired_bootstrap: {len(a)} and {len(b)} examples; they must be the same ones")
-    statistic = statistic or np.mean
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(resamples)
-    for i in range(resamples):
-        rows = rng.integers(0, len(a), len(a))
-        diffs[i] = statistic(b[rows]) - statistic(a[rows])
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    p = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)))
-    return float(statistic(b) - statistic(a)), float(low), float(high), float(p)
+    from stembed.analysis.bootstrap import interval, resampled_deltas, value
 
+    def seeded(runs: list[Any]) -> dict[str, Any]:
+        return {
+            f"{name}/{i}": column
+            for i, rows in enumerate(runs)
+            for name, column in metric.columns(rows).items()
+        }
 
-def macro_f1(rows: Any) -> float:
-    """Mean F1 over the classes in truth or prediction; rows are (truth, prediction) class indices."""
-    import numpy as np
-
-    truth, predicted = rows[:, 0], rows[:, 1]
-    size = int(rows.max()) + 1
-    tp = np.bincount(truth[truth == predicted], minlength=size)
-    wrong_pred = np.bincount(predicted[truth != predicted], minlength=size)  # false positives
-    missed = np.bincount(truth[truth != predicted], minlength=size)  # false negatives
-    present = (tp + wrong_pred + missed) > 0
-    return float(np.mean(2 * tp[present] / (2 * tp[present] + wrong_pred[present] + missed[present])))
-
-
-def accuracy(rows: Any) -> float:
-    """Share of (truth, prediction) rows predicted right."""
-    return float((rows[:, 0] == rows[:, 1]).mean())
-
-
-def spearman(rows: Any) -> float:
-    """Spearman correlation of (prediction, gold) rows (average ranks for ties)."""
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(rows[:, 0], rows[:, 1]).statistic)
+    a, b = seeded(a_runs), seeded(b_runs)
+    specs = {str(i): metric.per_seed(i) for i in range(len(a_runs))}
+    deltas = resampled_deltas(a, b, specs)
+    diff = float(np.mean([value(spec, b) - value(spec, a) for spec in specs.values()]))
+    return (diff, *interval(np.mean(list(deltas.values()), axis=0)))
 
 
 def route(model: Any, texts: list[str], labels: list[str], label_names: dict[str, str] | None) -> Any:

@@ -151,6 +151,46 @@ def statistic(spec: Mapping[str, Any], columns: Mapping[str, np.ndarray], weight
     raise ValueError(f"unknown metric recipe {spec}")
 
 
+def resampled_deltas(
+    a: Mapping[str, np.ndarray],
+    b: Mapping[str, np.ndarray],
+    metrics: Mapping[str, Mapping[str, Any]],
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> dict[str, np.ndarray]:
+    """{metric: B - A on each paired resample}; all metrics share the resamples (so they can be averaged,
+    e.g. over training seeds). a and b hold the same examples in the same order."""
+    n = len(next(iter(a.values())))
+    rng = np.random.default_rng(seed)
+    deltas: dict[str, list[np.ndarray]] = {name: [] for name in metrics}
+    chunk = max(1, min(resamples, _CELLS_PER_CHUNK // max(n, 1)))
+    for start in range(0, resamples, chunk):
+        weights = resample_counts(n, min(chunk, resamples - start), rng)
+        for name, spec in metrics.items():
+            deltas[name].append(statistic(spec, b, weights) - statistic(spec, a, weights))
+    return {name: np.concatenate(parts) for name, parts in deltas.items()}
+
+
+def interval(deltas: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(low, high, p): the percentile interval of resampled differences and the two-sided p-value,
+    twice the smaller share on either side of 0 (with the usual +1 correction), so p < 0.05 goes with
+    a 95% interval that excludes 0."""
+    values = deltas[np.isfinite(deltas)]
+    if not len(values):
+        return float("nan"), float("nan"), float("nan")
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    below, above = (values <= 0).sum(), (values >= 0).sum()
+    p_value = min(1.0, 2 * (min(below, above) + 1) / (len(values) + 1))
+    return float(low), float(high), float(p_value)
+
+
+def value(spec: Mapping[str, Any], columns: Mapping[str, np.ndarray]) -> float:
+    """The metric on all examples once (every example weighted 1)."""
+    n = len(next(iter(columns.values())))
+    return float(statistic(spec, columns, np.ones((1, n)))[0])
+
+
 def paired_bootstrap(
     a: Mapping[str, np.ndarray],
     b: Mapping[str, np.ndarray],
@@ -161,38 +201,13 @@ def paired_bootstrap(
 ) -> list[Comparison]:
     """For each metric: A, B, the percentile interval of B - A over paired resamples, and a p-value.
 
-    a and b hold the same examples in the same order. The two-sided p-value is twice the smaller
-    share of resampled differences on either side of 0 (with the usual +1 correction), so p < 0.05
-    goes with a 95% interval that excludes 0.
+    a and b hold the same examples in the same order.
     """
     n = len(next(iter(a.values())))
     if n == 0:
         return []
-    rng = np.random.default_rng(seed)
-    full = np.ones((1, n))
-    deltas: dict[str, list[np.ndarray]] = {name: [] for name in metrics}
-    chunk = max(1, min(resamples, _CELLS_PER_CHUNK // n))
-    for start in range(0, resamples, chunk):
-        weights = resample_counts(n, min(chunk, resamples - start), rng)
-        for name, spec in metrics.items():
-            deltas[name].append(statistic(spec, b, weights) - statistic(spec, a, weights))
-    tail = (1 - confidence) / 2 * 100
-    results = []
-    for name, spec in metrics.items():
-        values = np.concatenate(deltas[name])
-        values = values[np.isfinite(values)]
-        low, high = np.percentile(values, [tail, 100 - tail]) if len(values) else (np.nan, np.nan)
-        below, above = (values <= 0).sum(), (values >= 0).sum()
-        p_value = min(1.0, 2 * (min(below, above) + 1) / (len(values) + 1)) if len(values) else np.nan
-        results.append(
-            Comparison(
-                metric=name,
-                a=float(statistic(spec, a, full)[0]),
-                b=float(statistic(spec, b, full)[0]),
-                low=float(low),
-                high=float(high),
-                p_value=float(p_value),
-                examples=n,
-            )
-        )
-    return results
+    deltas = resampled_deltas(a, b, metrics, resamples, seed)
+    return [
+        Comparison(name, value(spec, a), value(spec, b), *interval(deltas[name], confidence), examples=n)
+        for name, spec in metrics.items()
+    ]
