@@ -107,6 +107,22 @@ def test_mine_command_label_names_get_the_closest_wrong_category(tmp_path: Path)
 
 
 @pytest.mark.e2e
+def test_faiss_and_exact_search_mine_the_same_negatives(tmp_path: Path) -> None:
+    """faiss (the `faiss` extra, installed with dev) and exact search rank by the same inner product."""
+    pytest.importorskip("faiss")
+    mined = {}
+    for use_faiss in ("true", "false"):
+        out = f"{use_faiss}.parquet"
+        args = ["mine", "-o", out, "--no-log", *MINING[:-1], f"mining.use_faiss={use_faiss}"]
+        result = run_stembed(args, tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "mining: cache miss" in result.stderr  # the search is part of the cache key
+        mined[use_faiss] = pd.read_parquet(tmp_path / out)
+    assert len(mined["true"]) > 50
+    pd.testing.assert_frame_equal(mined["true"], mined["false"], check_exact=False, atol=1e-4)
+
+
+@pytest.mark.e2e
 def test_mining_config_errors_name_the_key(tmp_path: Path) -> None:
     bad = run_stembed(["train", *MINING, "+mining.num_negativs=2"], tmp_path)
     assert bad.returncode == 2
