@@ -323,12 +323,13 @@ def ship(
 ) -> ShipResult:
     """Measure the grid for a run, write ship/ with the chosen variant, log it to the run."""
     from stembed.inference.export import FP32_FILE, INT8_FILE, export_onnx
-    from stembed.tracking.store import resolve_tracking_uri
+    from stembed.tracking.runs import client, get_run
 
     if max_drop < 0:
         raise StembedError(f"--max-drop {max_drop}: must be 0 or more (a loss in the primary metric).")
-    uri = resolve_tracking_uri(tracking_uri, Path("outputs"))
-    run = _get_run(reference, uri)
+    store = client(tracking_uri)
+    uri = store.tracking_uri
+    run = get_run(store, reference.removeprefix("runs:/").split("/", 1)[0])
     output = output or _default_output(run)
     _clear(output)
     data, evaluator = _run_evaluation(run)
@@ -425,20 +426,6 @@ class ShippedModel:
         return VariantModel(self.model, self.encoder).set(
             self.variant.dims, self.variant.precision, self.ranges
         )
-
-
-def _get_run(reference: str, uri: str) -> Any:
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    run_id = reference.removeprefix("runs:/").split("/", 1)[0]
-    try:
-        return MlflowClient(tracking_uri=uri).get_run(run_id)
-    except MlflowException as err:
-        raise StembedError(
-            f"RUN_ID {reference}: no such run in {uri} ({str(err).splitlines()[0]}). "
-            "`stembed runs` lists the runs of this store."
-        ) from None
 
 
 def _run_evaluation(run: Any) -> tuple[Any, Any]:

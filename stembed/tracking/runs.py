@@ -37,7 +37,7 @@ def get_run(mlflow_client: MlflowClient, run_id: str) -> Run:
         return mlflow_client.get_run(run_id)
     except MlflowException as err:
         raise StembedError(
-            f"run id {run_id}: not found in {mlflow_client.tracking_uri}. `stembed runs` lists its runs."
+            f"run id {run_id}: no such run in {mlflow_client.tracking_uri}. `stembed runs` lists its runs."
         ) from err
 
 
