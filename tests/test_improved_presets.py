@@ -47,7 +47,9 @@ def test_improved_presets_train_on_fixtures(tmp_path: Path) -> None:
     assert tickets.params["loss._target_"].endswith("MultipleNegativesRankingLoss")
     assert tickets.tags["stembed.batch_sampler"].startswith("batch_sampler")
     assert runs["recsys_improved"].data.tags["stembed.batch_sampler"].startswith("no_duplicates")
-    assert runs["stsb_improved"].data.params["loss._target_"].endswith("CoSENTLoss")
+    stsb = runs["stsb_improved"].data.params  # the recipe's loss, twice the pairs a step
+    assert stsb["loss._target_"].endswith("CosineSimilarityLoss")
+    assert stsb["trainer.per_device_train_batch_size"] == "32"
     assert runs["ifixit_improved"].data.params["trainer.per_device_train_batch_size"] == "64"
 
 

@@ -274,18 +274,26 @@ def run_grid(
                 if precision == "binary-rescore" and not proxy.sides_used:
                     continue  # the evaluator compares texts of one kind: nothing to rescore
                 variant = Variant(runtime, dim, precision)
-                rows.append(Row(variant, value, 0.0, *(float("nan"),) * 2, *speed, sizes[runtime]))
-                rows[-1].index_mb_per_million = dim * BYTES_PER_DIMENSION[precision]
-                examples[variant.label] = per_example_columns(evaluator, proxy, metric_name)
+                rows.append(
+                    Row(
+                        variant,
+                        value,
+                        texts_per_second=speed[0],
+                        p50_ms=speed[1],
+                        model_mb=sizes[runtime],
+                        index_mb_per_million=dim * BYTES_PER_DIMENSION[precision],
+                    )
+                )
+                examples[variant.label] = per_example_table(evaluator, proxy, metric_name)
     reference = Variant(REFERENCE[0], dims[0], REFERENCE[1])
     add_intervals(rows, examples, reference)
     rows.sort(key=lambda r: (-r.metric, r.index_mb_per_million, r.model_mb, -r.texts_per_second))
     return metric_name, rows, ranges_of
 
 
-def per_example_columns(evaluator: Any, proxy: VariantModel, metric_name: str) -> tuple[Any, Any] | None:
-    """(columns, metric recipe) of the primary metric per eval example, or None where stembed cannot
-    score this evaluator per example (then the row has no interval)."""
+def per_example_table(evaluator: Any, proxy: VariantModel, metric_name: str) -> tuple[Any, Any] | None:
+    """(per-example table, the primary metric's recipe over it), or None where stembed cannot score
+    this evaluator per example (then the row has no interval)."""
     from stembed.recipe.per_example import METRICS, tables
 
     with contextlib.redirect_stderr(io.StringIO()):  # its "no per-example scores" note, once per row
