@@ -582,7 +582,8 @@ def _write(result: ShipResult, run: Any, ranges_of: dict, max_drop: float, finge
         "similarity": {"binary": "hamming", "binary-rescore": "hamming, then float query x bits"}.get(
             chosen.precision, "cosine"
         ),
-        "load": "from stembed.inference.ship import load_shipped; shipped = load_shipped('<this directory>'); "
+        "load": "from stembed.inference.ship import load_shipped; "
+        "shipped = load_shipped('<this directory>'); "
         "stored = shipped.encode(documents); queries = shipped.encode_query(texts)",
         "how": _how_to_query(chosen),
     }
