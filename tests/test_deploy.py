@@ -185,6 +185,10 @@ def test_sweep_aliases_its_best_job_and_eval_encode_follow_it(tmp_path: Path) ->
     quantized = run_stembed([*command, str(int8), "--backend", "onnx-int8"], tmp_path)
     assert quantized.returncode == 0, quantized.stderr[-2000:]
     assert cosines(np.load(int8), np.load(out)).mean() >= 0.99
+    bf16 = tmp_path / "bf16.npy"
+    halved = run_stembed([*command, str(bf16), "--backend", "torch-bf16"], tmp_path)
+    assert halved.returncode == 0, halved.stderr[-2000:]
+    assert np.load(bf16).dtype == np.float32 and cosines(np.load(bf16), np.load(out)).mean() >= 0.99
     wrong = run_stembed([*command, str(int8), "--backend", "tensorrt"], tmp_path)
     assert wrong.returncode == 2 and "--backend tensorrt" in wrong.stderr
 
