@@ -73,7 +73,7 @@ def test_runs_and_compare(sweep: Path) -> None:
     csv_text = run_stembed(["compare", "-e", "demo", "--format", "csv"], sweep).stdout
     assert csv_text.splitlines()[0].startswith("run_id,status,")
     missing = run_stembed(["compare", "0123456789abcdef"], sweep)
-    assert missing.returncode == 2 and "not found" in missing.stderr
+    assert missing.returncode == 2 and "no such run" in missing.stderr
 
 
 @pytest.mark.e2e
