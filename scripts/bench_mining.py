@@ -1,8 +1,10 @@
 """Hard-negative mining on 50,000 texts: faiss against exact search (the `mining.use_faiss` switch).
 
 stembed's mining stage is sentence-transformers' `mine_hard_negatives`; this times that function on
-25,000 (question, answer) pairs of the Bitext customer-support data in ../shared/data, i.e. 25,000
-queries searched against 25,000 answers (50,000 texts), with all-MiniLM-L6-v2 (max_seq_length 128).
+25,000 (question, answer) pairs of the Bitext customer-support data in ../shared/data: 25,000
+questions searched against a corpus of 25,000 documents (Bitext's distinct answers, filled up with
+IT-service tickets from ../shared/data as distractors), 50,000 texts, with all-MiniLM-L6-v2
+(max_seq_length 128).
 The first call encodes the texts and caches the embeddings (the library's cache_folder); the
 searches are then timed on the cached embeddings, so the two numbers compare the search alone:
 exact search (chunked torch matrix products) against faiss (IndexFlatIP, the `faiss` extra).
@@ -17,12 +19,12 @@ import statistics
 import tempfile
 import time
 
-from benchlib import SHARED_DATA, load_model_dir, print_table
+from benchlib import IT_TICKETS, SHARED_DATA, load_model_dir, print_table
 
 BITEXT = SHARED_DATA / "bitext-customer-support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
 
 
-def mine(pairs, model, cache: str, use_faiss: bool) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+def mine(pairs, model, cache: str, use_faiss: bool, corpus: list[str]) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     """(seconds, rows mined) of one mine_hard_negatives call with stembed's default mining knobs."""
     from sentence_transformers.util import mine_hard_negatives
 
@@ -30,6 +32,7 @@ def mine(pairs, model, cache: str, use_faiss: bool) -> tuple[float, int]:  # typ
     mined = mine_hard_negatives(
         pairs,
         model,
+        corpus=corpus,
         num_negatives=1,
         relative_margin=0.05,
         batch_size=64,
@@ -45,19 +48,23 @@ def measure(pairs: int = 25_000, repeat: int = 2) -> list[dict[str, str]]:
     import pandas as pd
     from datasets import Dataset
 
-    rows = pd.read_csv(BITEXT).drop_duplicates("response").head(pairs)
+    rows = pd.read_csv(BITEXT).drop_duplicates("instruction").head(pairs)
     data = Dataset.from_dict({"anchor": rows["instruction"].tolist(), "positive": rows["response"].tolist()})
+    answers = list(dict.fromkeys(data["positive"]))  # the answers repeat: fill up with IT tickets
+    tickets = pd.read_csv(IT_TICKETS)["Document"].dropna().astype(str).drop_duplicates()
+    corpus = tickets.head(len(data) - len(answers)).tolist()
     model = load_model_dir("base")
     model.max_seq_length = 128
-    texts = 2 * len(data)
+    texts = len(data) + len(answers) + len(corpus)
     with tempfile.TemporaryDirectory() as cache:
-        first, mined = mine(data, model, cache, use_faiss=False)  # encodes and caches the embeddings
-        exact = [mine(data, model, cache, use_faiss=False)[0] for _ in range(repeat)]
-        faiss_s = [mine(data, model, cache, use_faiss=True)[0] for _ in range(repeat)]
+        first, mined = mine(data, model, cache, False, corpus)  # encodes and caches the embeddings
+        exact = [mine(data, model, cache, False, corpus)[0] for _ in range(repeat)]
+        faiss_s = [mine(data, model, cache, True, corpus)[0] for _ in range(repeat)]
     search = {"exact": statistics.median(exact), "faiss": statistics.median(faiss_s)}
     result = [
         {
-            "measure": f"mining, {texts:,} texts ({len(data):,} queries x {len(data):,} answers)",
+            "measure": f"mining, {texts:,} texts ({len(data):,} questions x {len(answers):,} answers "
+            f"+ {len(corpus):,} IT tickets)",
             "exact": f"{search['exact']:.1f} s search",
             "faiss": f"{search['faiss']:.1f} s search",
             "ratio": f"faiss {search['exact'] / search['faiss']:.2f}x",
