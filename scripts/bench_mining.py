@@ -1,15 +1,15 @@
 """Hard-negative mining on 50,000 texts: faiss against exact search (the `mining.use_faiss` switch).
 
 stembed's mining stage is sentence-transformers' `mine_hard_negatives`; this times that function on
-25,000 (question, answer) pairs of the Bitext customer-support data in ../shared/data: 25,000
-questions searched against a corpus of 25,000 documents (Bitext's distinct answers, filled up with
-IT-service tickets from ../shared/data as distractors), 50,000 texts, with all-MiniLM-L6-v2
+the 4,514 (question, answer) pairs of the Bitext customer-support data in ../shared/data, the
+questions searched against their answers plus IT-service tickets from ../shared/data as extra
+corpus (the miner's `corpus` argument), 50,000 texts in all, with all-MiniLM-L6-v2
 (max_seq_length 128).
 The first call encodes the texts and caches the embeddings (the library's cache_folder); the
 searches are then timed on the cached embeddings, so the two numbers compare the search alone:
 exact search (chunked torch matrix products) against faiss (IndexFlatIP, the `faiss` extra).
 
-Usage: .venv/bin/python scripts/bench_mining.py [--pairs 25000] [--repeat 2]
+Usage: .venv/bin/python scripts/bench_mining.py [--texts 50000] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -43,19 +43,19 @@ def mine(pairs, model, cache: str, use_faiss: bool, corpus: list[str]) -> tuple[
     return time.perf_counter() - started, len(mined)
 
 
-def measure(pairs: int = 25_000, repeat: int = 2) -> list[dict[str, str]]:
+def measure(texts: int = 50_000, repeat: int = 2) -> list[dict[str, str]]:
     import faiss  # noqa: F401  (the bench compares it: pip install 'stembed[faiss]')
     import pandas as pd
     from datasets import Dataset
 
-    rows = pd.read_csv(BITEXT).drop_duplicates("instruction").head(pairs)
+    rows = pd.read_csv(BITEXT).drop_duplicates("instruction")
     data = Dataset.from_dict({"anchor": rows["instruction"].tolist(), "positive": rows["response"].tolist()})
-    answers = list(dict.fromkeys(data["positive"]))  # the answers repeat: fill up with IT tickets
+    answers = list(dict.fromkeys(data["positive"]))
     tickets = pd.read_csv(IT_TICKETS)["Document"].dropna().astype(str).drop_duplicates()
-    corpus = tickets.head(len(data) - len(answers)).tolist()
+    corpus = tickets.head(texts - len(data) - len(answers)).tolist()  # distractors up to `texts`
     model = load_model_dir("base")
     model.max_seq_length = 128
-    texts = len(data) + len(answers) + len(corpus)
+    total = len(data) + len(answers) + len(corpus)
     with tempfile.TemporaryDirectory() as cache:
         first, mined = mine(data, model, cache, False, corpus)  # encodes and caches the embeddings
         exact = [mine(data, model, cache, False, corpus)[0] for _ in range(repeat)]
@@ -63,12 +63,12 @@ def measure(pairs: int = 25_000, repeat: int = 2) -> list[dict[str, str]]:
     search = {"exact": statistics.median(exact), "faiss": statistics.median(faiss_s)}
     result = [
         {
-            "measure": f"mining, {texts:,} texts ({len(data):,} questions x {len(answers):,} answers "
-            f"+ {len(corpus):,} IT tickets)",
+            "measure": f"mining, {total:,} texts ({len(data):,} questions against {len(answers):,} "
+            f"answers + {len(corpus):,} IT tickets)",
             "exact": f"{search['exact']:.1f} s search",
             "faiss": f"{search['faiss']:.1f} s search",
             "ratio": f"faiss {search['exact'] / search['faiss']:.2f}x",
-            "note": f"encoding once {first - exact[0]:.0f} s ({texts / (first - exact[0]):.0f} texts/s); "
+            "note": f"encoding once {first - exact[0]:.0f} s ({total / (first - exact[0]):.0f} texts/s); "
             f"{mined:,} rows mined; median of {repeat}",
         }
     ]
@@ -79,10 +79,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--pairs", type=int, default=25_000)
+    parser.add_argument("--texts", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=2)
     options = parser.parse_args()
-    print_table(measure(options.pairs, options.repeat))
+    print_table(measure(options.texts, options.repeat))
 
 
 if __name__ == "__main__":
