@@ -165,3 +165,16 @@ def test_binary_rescore_keeps_queries_float_and_documents_binary() -> None:
     assert np.allclose(scores, expected, atol=1e-5)
     binary = VariantModel(model, TorchEncoder(model)).set(16, "binary")
     assert not np.allclose(evaluator.score_matrix(binary), expected, atol=1e-3)  # queries binary too
+
+
+def test_int8_calibration_takes_every_text_column_in_turn() -> None:
+    """Category names (8 short texts beside thousands of tickets) must shape the int8 ranges too."""
+    from datasets import Dataset
+
+    from stembed.inference.ship import CALIBRATION_TEXTS, split_texts
+
+    tickets = [f"ticket {i}" for i in range(3000)]
+    names = [["Hardware", "Access", "Storage"][i % 3] for i in range(3000)]
+    texts = split_texts(Dataset.from_dict({"sentence1": tickets, "sentence2": names, "score": [1.0] * 3000}))
+    assert len(texts) == CALIBRATION_TEXTS and len(set(texts)) == len(texts)
+    assert {"Hardware", "Access", "Storage"} <= set(texts) and texts[:2] == ["ticket 0", "Hardware"]

@@ -364,7 +364,7 @@ def ship(
     sizes["onnx-fp32"] = directory_megabytes(onnx_dir / FP32_FILE)
     sizes["onnx-int8"] = directory_megabytes(onnx_dir / INT8_FILE)
     full = embedding_dimension(model)
-    calibration, speed_texts = _texts(data.train), _texts(data.eval)
+    calibration, speed_texts = split_texts(data.train), split_texts(data.eval)
     metric_name, rows, ranges_of = run_grid(
         model, encoders, sizes, evaluator, calibration, speed_texts, truncation_dims(full, dims)
     )
@@ -521,15 +521,17 @@ def _default_output(run: Any) -> Path:
     return Path("outputs") / "ship" / run.info.run_id
 
 
-def _texts(rows: Any) -> list[str]:
-    """Up to CALIBRATION_TEXTS distinct texts of a split: training texts set the int8 ranges (never
-    the eval texts), eval texts are what speed is measured on."""
+def split_texts(rows: Any) -> list[str]:
+    """Up to CALIBRATION_TEXTS distinct texts of a split, taken from its text columns in turn:
+    training texts set the int8 ranges (never the eval texts), eval texts are what speed is measured
+    on. In turn, so that short documents (category names beside tickets) shape the ranges too."""
+    from itertools import chain, zip_longest
+
     from stembed.data.loading import text_columns
 
-    texts: list[str] = []
-    for column in text_columns(rows) if rows is not None else []:
-        texts.extend(as_texts(rows[column]))
-    return list(dict.fromkeys(texts))[:CALIBRATION_TEXTS]
+    columns = [list(dict.fromkeys(as_texts(rows[c]))) for c in text_columns(rows)] if rows is not None else []
+    interleaved = (t for t in chain.from_iterable(zip_longest(*columns)) if t is not None)
+    return list(dict.fromkeys(interleaved))[:CALIBRATION_TEXTS]
 
 
 def table_markdown(result: ShipResult) -> str:
