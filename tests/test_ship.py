@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from conftest import TINY, job_runs, run_stembed, store_uri
 
-from stembed.inference.runtimes import bf16_is_native
+from stembed.speed.hardware import cpu_has_native_bf16
 
 WITH_MODEL = [arg for arg in TINY if arg != "tracking.log_model=false"]
 
@@ -90,7 +90,7 @@ def test_ship_measures_the_grid_and_ships_a_variant_that_reproduces(tmp_path: Pa
 
     ship_dir = Path(run.data.tags["stembed.run_dir"]) / "ship"
     table = pd.read_csv(ship_dir / "table.csv")
-    runtimes = {"torch-fp32", "onnx-fp32", "onnx-int8"} | ({"torch-bf16"} if bf16_is_native() else set())
+    runtimes = {"torch-fp32", "onnx-fp32", "onnx-int8"} | ({"torch-bf16"} if cpu_has_native_bf16() else set())
     assert set(table["runtime"]) == runtimes
     # pair similarity has no query side to keep in float32: no binary-rescore rows
     assert set(table["dims"]) == {32, 16, 8} and set(table["precision"]) == {"float32", "int8", "binary"}

@@ -51,13 +51,6 @@ def bf16_copy(model: SentenceTransformer) -> SentenceTransformer:
     return copy.deepcopy(model).to(torch.bfloat16)
 
 
-def bf16_is_native() -> bool:
-    """Whether bf16 encoding is worth offering here: only where the CPU multiplies bf16 natively."""
-    from stembed.speed.hardware import cpu_has_native_bf16
-
-    return cpu_has_native_bf16()
-
-
 class OnnxEncoder:
     """An exported graph (stembed export) in ONNX Runtime, fed by the model's own preprocessing."""
 

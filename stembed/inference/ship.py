@@ -37,10 +37,10 @@ from stembed.inference.runtimes import (
     TorchEncoder,
     as_texts,
     bf16_copy,
-    bf16_is_native,
     directory_megabytes,
     embedding_dimension,
 )
+from stembed.speed.hardware import cpu_has_native_bf16
 
 if TYPE_CHECKING:
     import numpy as np
@@ -261,6 +261,7 @@ def run_grid(
 ) -> tuple[str, list[Row], dict[tuple[str, int], np.ndarray]]:
     """Evaluate every runtime x dims x precision; rows best first, deltas to the PyTorch fp32 reference."""
     rows, ranges_of, metric_name, examples = [], {}, "", {}
+    asymmetric = False  # whether the evaluator encodes queries and documents apart (known after float32)
     for runtime, encoder in encoders.items():
         proxy = VariantModel(model, encoder)
         # Not through the proxy's cache: ONNX int8 quantizes activations per batch, so a text's
@@ -270,9 +271,10 @@ def run_grid(
         for dim in dims:
             ranges_of[(runtime, dim)] = ranges = int8_ranges(calibration, dim)
             for precision in PRECISIONS:
-                metric_name, value = evaluate_variant(evaluator, proxy.set(dim, precision, ranges))
-                if precision == "binary-rescore" and not proxy.sides_used:
+                if precision == "binary-rescore" and not asymmetric:
                     continue  # the evaluator compares texts of one kind: nothing to rescore
+                metric_name, value = evaluate_variant(evaluator, proxy.set(dim, precision, ranges))
+                asymmetric = asymmetric or proxy.sides_used
                 variant = Variant(runtime, dim, precision)
                 rows.append(
                     Row(
@@ -350,7 +352,7 @@ def ship(
     encoders: dict[str, Encoder] = {"torch-fp32": TorchEncoder(model)}
     sizes = {"torch-fp32": weights_megabytes(model_dir)}
     notes = []
-    if bf16_is_native():
+    if cpu_has_native_bf16():  # elsewhere bf16 is slower than fp32
         bf16 = bf16_copy(model)
         bf16.save(str(output / BF16_DIR))
         encoders["torch-bf16"], sizes["torch-bf16"] = (
@@ -414,15 +416,19 @@ class ShippedModel:
 
     def encode(self, texts: list[str], batch_size: int = 64, prompt_name: str | None = None) -> np.ndarray:
         """What the index stores for these texts (documents, for binary-rescore)."""
-        prompt = prompt_text(self.model, None, prompt_name, None)
-        full = self.encoder.encode([prompt + text for text in as_texts(texts)], batch_size=batch_size)
-        return quantize(full[:, : self.variant.dims], self.variant.precision, self.ranges)
+        full = self._truncated(texts, batch_size, prompt_name, None)
+        return quantize(full, self.variant.precision, self.ranges)
 
     def encode_query(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Query vectors: float32 for binary-rescore (scored against the documents' bits), else encode()."""
-        if self.variant.precision != "binary-rescore":
-            return self.encode(texts, batch_size, "query" if "query" in self.model.prompts else None)
-        prompt = prompt_text(self.model, None, None, "query")
+        full = self._truncated(texts, batch_size, None, "query")
+        if self.variant.precision == "binary-rescore":
+            return full
+        return quantize(full, self.variant.precision, self.ranges)
+
+    def _truncated(self, texts: list[str], batch_size: int, prompt_name: str | None, side: str | None) -> Any:
+        """The runtime's embeddings of the prompted texts, cut to the variant's dimensions."""
+        prompt = prompt_text(self.model, None, prompt_name, side)
         full = self.encoder.encode([prompt + text for text in as_texts(texts)], batch_size=batch_size)
         return full[:, : self.variant.dims]
 
