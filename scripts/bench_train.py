@@ -210,7 +210,7 @@ def _random_batch_real_share(dataset: Any, batch_size: int, seed: int = 42) -> f
     from transformers import AutoTokenizer
 
     from stembed.data.loading import text_columns
-    from stembed.recipe.model import PACKAGED_MODELS
+    from stembed.components.model import PACKAGED_MODELS
     from stembed.speed.batching import TokenLengths
 
     _, model_path = PACKAGED_MODELS["sentence-transformers/all-MiniLM-L6-v2"]

@@ -81,7 +81,7 @@ def compose_data(overrides: list[str]) -> Any:
     from hydra import compose, initialize_config_dir
 
     from stembed.config import conf_dir
-    from stembed.recipe.instantiate import instantiate
+    from stembed.components.instantiate import instantiate
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
@@ -96,7 +96,7 @@ def write_pairs(dataset: Any, path: Path) -> Path:
 
 def evaluate(model_dir: Path, overrides: list[str]) -> dict[str, float]:
     """Metrics of a saved model with the evaluator and held-out data that OVERRIDES compose."""
-    from stembed.inference.evaluate import run_eval
+    from stembed.inference.evaluate_model import run_eval
 
     metrics, _ = run_eval(str(model_dir), overrides, log=False)
     return metrics
@@ -181,7 +181,7 @@ def route(model: Any, texts: list[str], labels: list[str], label_names: dict[str
     """(truth, prediction) class indices of routing each text to the nearest label name."""
     import numpy as np
 
-    from stembed.data.pairs import label_text
+    from stembed.components.label_routing import label_text
 
     classes = sorted(set(labels) | set(label_names or {}))
     encode = {"batch_size": 64, "normalize_embeddings": True, "convert_to_numpy": True}
@@ -207,7 +207,7 @@ def load_model_dir(path: str | Path) -> Any:
     from sentence_transformers import SentenceTransformer
 
     if str(path) == "base":
-        from stembed.recipe.model import PACKAGED_MODELS
+        from stembed.components.model import PACKAGED_MODELS
 
         path = PACKAGED_MODELS["sentence-transformers/all-MiniLM-L6-v2"][1]()
     return SentenceTransformer(str(path), device="cpu")

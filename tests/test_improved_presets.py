@@ -12,7 +12,7 @@ import pytest
 from conftest import job_runs, run_stembed, store_uri
 
 from stembed.data.fixtures import write_fixtures
-from stembed.recipe.evaluators import _macro_f1
+from stembed.components.label_routing import _macro_f1
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from benchlib import accuracy, macro_f1, paired_bootstrap, spearman

@@ -29,10 +29,11 @@ def test_only_losses_that_average_independent_rows_split() -> None:
     import torch
     from sentence_transformers.sentence_transformer import losses
 
-    from stembed.recipe.model import tiny_static_model
+    from stembed.components.model import tiny_static_model
+    from stembed.data.demo import vocabulary
     from stembed.speed.length_split import splits_exactly
 
-    model = tiny_static_model()
+    model = tiny_static_model(vocabulary())
     assert splits_exactly(losses.CosineSimilarityLoss(model))
     assert splits_exactly(losses.ContrastiveLoss(model))
     assert not splits_exactly(losses.ContrastiveLoss(model, size_average=False))  # a sum, not a mean

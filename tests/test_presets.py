@@ -14,8 +14,9 @@ from stembed.data.fixtures import write_fixtures
 from stembed.data.pairs import label_name_pairs, same_label_pairs
 from stembed.data.templates import templated_pairs
 from stembed.errors import StembedError
-from stembed.recipe.evaluators import LabelRetrievalEvaluator
-from stembed.recipe.model import tiny_static_model
+from stembed.components.label_routing import LabelRetrievalEvaluator
+from stembed.components.model import tiny_static_model
+from stembed.data.demo import vocabulary
 
 PRESETS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
 
@@ -138,7 +139,7 @@ def test_templated_pairs_render_lists_and_explode(fixtures: Path) -> None:
 def test_label_retrieval_evaluator() -> None:
     texts = ["track order", "refund", "password reset", "track order"]
     labels = ["track_order", "refund", "password_reset", "refund"]
-    metrics = LabelRetrievalEvaluator(texts, labels, name="intents")(tiny_static_model())
+    metrics = LabelRetrievalEvaluator(texts, labels, name="intents")(tiny_static_model(vocabulary()))
     # identical token sets embed identically, so the first three are found at rank 1; the last is wrong
     assert metrics["intents_accuracy@1"] == 0.75
     assert 0.75 < metrics["intents_mrr@10"] < 1.0

@@ -119,9 +119,10 @@ def test_encode_and_export_refuse_bad_input_and_outputs(tmp_path: Path) -> None:
     export onto an existing file; a static-embedding export writes its tokenizer and valid JSON."""
     import json
 
-    from stembed.recipe.model import tiny_static_model
+    from stembed.components.model import tiny_static_model
+    from stembed.data.demo import vocabulary
 
-    tiny_static_model().save(str(tmp_path / "tiny"))
+    tiny_static_model(vocabulary()).save(str(tmp_path / "tiny"))
     (tmp_path / "header.csv").write_text("text\n")
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "taken").write_text("a file")

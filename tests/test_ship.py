@@ -45,11 +45,12 @@ def test_exporter_pin_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_export_tiny_int8_reports_cosine_parity(tmp_path: Path) -> None:
     from stembed.inference.export import LEGACY_EXPORTER_WARNING, export_onnx
-    from stembed.recipe.model import tiny_static_model
+    from stembed.components.model import tiny_static_model
+    from stembed.data.demo import vocabulary
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        report = export_onnx(tiny_static_model(), tmp_path / "onnx", quantize="int8")
+        report = export_onnx(tiny_static_model(vocabulary()), tmp_path / "onnx", quantize="int8")
     assert not [w for w in caught if LEGACY_EXPORTER_WARNING in str(w.message)]  # known and handled
     assert report.path.name == "model_int8.onnx" and (tmp_path / "onnx" / "model.onnx").is_file()
     assert report.min_cosine > 0.99 and report.mean_cosine >= report.min_cosine
@@ -148,10 +149,11 @@ def test_binary_rescore_keeps_queries_float_and_documents_binary() -> None:
 
     from stembed.inference.runtimes import TorchEncoder
     from stembed.inference.ship import VariantModel
-    from stembed.recipe.evaluators import LabelRetrievalEvaluator
-    from stembed.recipe.model import tiny_static_model
+    from stembed.components.label_routing import LabelRetrievalEvaluator
+    from stembed.components.model import tiny_static_model
+    from stembed.data.demo import vocabulary
 
-    model = tiny_static_model()
+    model = tiny_static_model(vocabulary())
     texts, labels = ["track my order", "refund please", "reset password"], ["track", "refund", "password"]
     evaluator = LabelRetrievalEvaluator(texts, labels, name="intents")
     proxy = VariantModel(model, TorchEncoder(model)).set(16, "binary-rescore")

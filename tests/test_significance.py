@@ -29,7 +29,7 @@ def test_resample_counts_are_seeded_resamples() -> None:
 def test_weighted_statistics_equal_the_statistic_of_the_resample() -> None:
     from scipy.stats import pearsonr, spearmanr
 
-    from stembed.recipe.evaluators import _macro_f1
+    from stembed.components.label_routing import _macro_f1
 
     rng = np.random.default_rng(1)
     x = np.round(rng.normal(size=120), 1)  # rounded: many ties, as in gold scores
@@ -103,12 +103,13 @@ def test_per_example_tables_recompute_every_metric_without_encoding_again() -> N
 
     from stembed.analysis.compare import columns
     from stembed.data.demo import INTENTS, demo_pairs
-    from stembed.recipe.evaluation import retrieval_inputs, run_evaluators
-    from stembed.recipe.evaluators import LabelRetrievalEvaluator
-    from stembed.recipe.model import tiny_static_model
-    from stembed.recipe.per_example import METRICS, tables
+    from stembed.components.evaluators import retrieval_inputs, run_evaluators
+    from stembed.components.label_routing import LabelRetrievalEvaluator
+    from stembed.components.model import tiny_static_model
+    from stembed.data.demo import vocabulary
+    from stembed.components.per_example import METRICS, tables
 
-    model = tiny_static_model()
+    model = tiny_static_model(vocabulary())
     pairs = demo_pairs(n_train=16, n_eval=120).eval
     texts = [p.format(p="phone") for intents in INTENTS.values() for ps in intents.values() for p in ps]
     labels = [i for intents in INTENTS.values() for i, ps in intents.items() for _ in ps]

@@ -22,7 +22,7 @@ def test_run_is_logged_to_mlflow(tiny_run: tuple[Path, subprocess.CompletedProce
 
     params = run.data.params
     assert params["trainer.learning_rate"] == "0.5"
-    assert params["model._target_"] == "stembed.recipe.model.tiny_static_model"
+    assert params["model._target_"] == "stembed.components.model.tiny_static_model"
     assert params["data.name"] == "stembed demo support pairs"
     assert params["data_stats.train_pairs"] == "480"
     assert not any(key.startswith("hydra") for key in params)
@@ -30,7 +30,7 @@ def test_run_is_logged_to_mlflow(tiny_run: tuple[Path, subprocess.CompletedProce
     tags = run.data.tags
     assert tags["stembed.command"].startswith("stembed train +experiment=demo model=tiny")
     assert json.loads(tags["stembed.overrides"])[0] == "+experiment=demo"
-    assert tags["stembed.model_source"] == "built:stembed.recipe.model.tiny_static_model"
+    assert tags["stembed.model_source"] == "built:stembed.components.model.tiny_static_model"
     assert len(tags["stembed.data_fingerprint"]) == 16
     assert tags["stembed.version"]
     # StaticEmbedding pads nothing, so length grouping (the default) leaves its batches alone

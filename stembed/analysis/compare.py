@@ -24,7 +24,7 @@ FINGERPRINT_TAG = "stembed.data_fingerprint"
 
 def load_tables(client: MlflowClient, run_id: str, prefix: str) -> dict[str, pd.DataFrame]:
     """{evaluator name: per-example table} logged by a run as eval/<prefix><name>.parquet."""
-    from stembed.recipe.per_example import ARTIFACT_DIR, EVALUATOR, read_table
+    from stembed.components.per_example import ARTIFACT_DIR, EVALUATOR, read_table
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in a report
     names = [
@@ -60,7 +60,7 @@ def paired(
     a: pd.DataFrame, b: pd.DataFrame, evaluator: str, run_a: Run, run_b: Run
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The two tables' columns aligned by example id; refuses tables of different examples."""
-    from stembed.recipe.per_example import EXAMPLES
+    from stembed.components.per_example import EXAMPLES
 
     if a.attrs.get(EXAMPLES) != b.attrs.get(EXAMPLES) or set(a.example_id) != set(b.example_id):
         shared = len(set(a.example_id) & set(b.example_id))
@@ -114,7 +114,7 @@ def significance(
 
 
 def _shared_metrics(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, Any]:
-    from stembed.recipe.per_example import METRICS
+    from stembed.components.per_example import METRICS
 
     mine, theirs = a.attrs.get(METRICS, {}), b.attrs.get(METRICS, {})
     return {name: spec for name, spec in mine.items() if theirs.get(name) == spec}

@@ -36,7 +36,7 @@ def run_diff(
     client: MlflowClient, run_id: str, resamples: int = RESAMPLES, seed: int = SEED
 ) -> list[EvaluatorDiff]:
     """Diff every evaluator that has both baseline_ and final_ per-example tables in the run."""
-    from stembed.recipe.per_example import KIND
+    from stembed.components.per_example import KIND
     from stembed.tracking.run import metric_name
 
     baseline, final = load_tables(client, run_id, "baseline_"), load_tables(client, run_id, "final_")
@@ -227,7 +227,7 @@ def publish(client: MlflowClient, run_id: str, diffs: list[EvaluatorDiff], n: in
     import tempfile
     from pathlib import Path
 
-    from stembed.scale.resume import RUN_DIR_TAG
+    from stembed.tracking.record import RUN_DIR_TAG
 
     written = []
     with tempfile.TemporaryDirectory() as tmp:

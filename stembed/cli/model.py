@@ -21,7 +21,7 @@ def eval_(
 ) -> None:
     """Evaluate a model with the `data` and `evaluator` groups: stembed eval MODEL +experiment=stsb ..."""
     from stembed.hub import decide_offline
-    from stembed.inference.evaluate import run_eval
+    from stembed.inference.evaluate_model import run_eval
 
     decide_offline()  # before anything imports huggingface_hub
     with user_errors():

@@ -171,7 +171,7 @@ def _use_faiss(value: Any) -> bool:
 
 def output_format_for(requested: str, loss: nn.Module) -> str:
     """The miner's output format for this loss; a format the loss cannot read is an error."""
-    from stembed.recipe.losses import innermost_loss, loss_kind, uses_in_batch_negatives
+    from stembed.components.losses import innermost_loss, loss_kind, uses_in_batch_negatives
 
     name = type(innermost_loss(loss)).__name__
     kind = loss_kind(loss)
@@ -222,7 +222,7 @@ def _mining_model(name: str | None, model: SentenceTransformer) -> SentenceTrans
         return model
     from omegaconf import OmegaConf
 
-    from stembed.recipe.model import load_model
+    from stembed.components.model import load_model
 
     return load_model(OmegaConf.create({"name_or_path": str(name), "max_seq_length": None})).model
 

@@ -53,7 +53,7 @@ def load_sets(sets: Any, primary: str = MEAN, name: str | None = None) -> MultiD
     """Build every named set with its own builder (the `data` group's `_target_` for data=multi)."""
     from omegaconf import DictConfig, OmegaConf
 
-    from stembed.recipe.instantiate import instantiate
+    from stembed.components.instantiate import instantiate
 
     if not sets:
         raise StembedError(

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from stembed.components.label_routing import label_text
 from stembed.data.loading import (
     PairData,
     _looks_like_path,
@@ -59,11 +60,6 @@ def _drop_repeated_texts(rows: Dataset) -> Dataset:
     seen: set[str] = set()
     keep = [i for i, text in enumerate(rows["text"]) if not (text in seen or seen.add(text))]
     return rows.select(keep) if len(keep) < len(rows) else rows
-
-
-def label_text(label: str, label_names: dict[str, str] | None = None) -> str:
-    """The text a label is embedded as: label_names[label], else 'cancel_order' -> 'cancel order'."""
-    return (label_names or {}).get(label) or label.replace("_", " ")
 
 
 def _by_label(rows: Dataset) -> dict[str, list[str]]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
+from stembed.inference.outputs import check_writable_output
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -34,7 +35,7 @@ def load_any_model(reference: str, tracking_uri: str | None = None) -> tuple[Sen
             ) from err
     from omegaconf import OmegaConf
 
-    from stembed.recipe.model import load_model
+    from stembed.components.model import load_model
 
     loaded = load_model(OmegaConf.create({"name_or_path": reference, "max_seq_length": None}))
     return loaded.model, loaded.source
@@ -71,31 +72,6 @@ def build_eval(cfg: Any, model: SentenceTransformer) -> tuple[list[Any], Any]:
             "evaluator=none: nothing to evaluate. Pick an evaluator, e.g. evaluator=similarity."
         )
     return evaluators, data
-
-
-def check_writable_output(output: Path, option: str, directory: bool) -> None:
-    """Fail before any work when the output cannot be written (read-only, or a file where a folder goes)."""
-    import os
-
-    if directory and output.exists() and not output.is_dir():
-        raise StembedError(f"{option} {output}: is an existing file; give a directory (created if missing).")
-    if not directory and output.is_dir():
-        raise StembedError(f"{option} {output}: is a directory; give a file name.")
-    parent = output if directory else output.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise StembedError(
-            f"{option} {output}: cannot create {parent} ({err.strerror}). Pick a writable place."
-        ) from err
-    probe = parent / f".stembed-write-probe-{os.getpid()}"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise StembedError(
-            f"{option} {output}: cannot write in {parent} ({err.strerror}). Pick a writable place."
-        ) from err
 
 
 def encode_file(

@@ -76,7 +76,7 @@ def export_onnx(
     onnxruntime = _onnxruntime()
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise StembedError(f"--quantize {quantize}: not supported. Use one of: {', '.join(QUANTIZATIONS)}.")
-    from stembed.inference.encode import check_writable_output
+    from stembed.inference.outputs import check_writable_output
 
     check_writable_output(output, "--output", directory=True)  # before any work
     model = model.to("cpu").eval()

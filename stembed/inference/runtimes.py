@@ -105,8 +105,3 @@ def as_texts(values: Any) -> list[str]:
     """A list of strings from any sequence of values (None becomes '')."""
     return ["" if value is None else str(value) for value in values]
 
-
-def embedding_dimension(model: SentenceTransformer) -> int:
-    """The model's output dimension (get_embedding_dimension since sentence-transformers 6)."""
-    method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    return int(method() or 0)

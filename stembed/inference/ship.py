@@ -296,7 +296,7 @@ def run_grid(
 def per_example_table(evaluator: Any, proxy: VariantModel, metric_name: str) -> tuple[Any, Any] | None:
     """(per-example table, the primary metric's recipe over it), or None where stembed cannot score
     this evaluator per example (then the row has no interval)."""
-    from stembed.recipe.per_example import METRICS, tables
+    from stembed.components.per_example import METRICS, tables
 
     with contextlib.redirect_stderr(io.StringIO()):  # its "no per-example scores" note, once per row
         found = list(tables([evaluator], proxy).values())
@@ -448,8 +448,8 @@ def _run_evaluation(run: Any) -> tuple[Any, Any]:
     from hydra.errors import HydraException
 
     from stembed.config import conf_dir
-    from stembed.recipe.evaluation import build_evaluators
-    from stembed.recipe.instantiate import instantiate
+    from stembed.components.evaluators import build_evaluators
+    from stembed.components.instantiate import instantiate
 
     overrides = json.loads(run.data.tags.get("stembed.overrides", "null") or "null")
     if overrides is None:

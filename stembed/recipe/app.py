@@ -76,14 +76,14 @@ def job(cfg: DictConfig) -> float | None:
     try:
         decide_offline()  # before the recipe imports the hub libraries (a sweep worker decides too)
         # Lock, no overwriting an earlier run's model, credentials scrubbed from console and run directory.
-        with guarded_run_dir(cfg):
+        with guarded_run_dir(cfg) as secrets:
             check_config(cfg, multirun=HydraConfig.get().mode == RunMode.MULTIRUN)  # fails fast, no torch
             from stembed.recipe.console import route_library_logs, verbose_requested
             from stembed.recipe.train import train
 
             route_library_logs(verbose_requested(HydraConfig.get().verbose))
             # In a sweep, a failing job is recorded FAILED and the sweep goes on.
-            return run_job(functools.partial(train, stop=stop), cfg)
+            return run_job(functools.partial(train, stop=stop, secrets=secrets), cfg)
     except KeyboardInterrupt:
         print("\nstembed: interrupted; the MLflow run (if one was open) ended KILLED.", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)

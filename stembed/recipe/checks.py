@@ -6,6 +6,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from stembed.components.evaluators import evaluator_disabled
 from stembed.errors import StembedError
 from stembed.speed import BATCHES
 
@@ -100,11 +101,6 @@ def check_model_values(model: Any) -> None:
             f"model.max_seq_length={length}: must be a positive whole number of tokens (e.g. 256), or null "
             "for the model's own limit."
         )
-
-
-def evaluator_disabled(evaluator: Any) -> bool:
-    """evaluator=none: an empty group, or `_target_: null` under an experiment's evaluator keys."""
-    return not evaluator or ("_target_" in evaluator and evaluator["_target_"] is None)
 
 
 def check_trainer_value(key: str, value: Any, field_type: Any) -> None:

@@ -78,7 +78,7 @@ class TrainInputs:
     @property
     def in_batch(self) -> bool:
         """Whether any loss uses in-batch negatives (then batches must not repeat a text)."""
-        from stembed.recipe.losses import uses_in_batch_negatives
+        from stembed.components.losses import uses_in_batch_negatives
 
         return any(uses_in_batch_negatives(s.loss) for s in self.sets.values())
 
@@ -104,7 +104,7 @@ class TrainInputs:
     @property
     def card_notes(self) -> dict[str, str]:
         """Rows for the card's stembed table: data sets, mining, prompts."""
-        from stembed.recipe.prompts import describe
+        from stembed.components.prompts import describe
 
         notes: dict[str, str] = {}
         if self.multi:
@@ -121,7 +121,7 @@ class TrainInputs:
     def sanity_findings(self, deduplicated: bool, model: Any) -> list[Finding]:
         """The sanity checks of every set; a set's findings are named `<set>.<check>`."""
         from stembed.data.sanity import check_training_data
-        from stembed.recipe.losses import uses_in_batch_negatives
+        from stembed.components.losses import uses_in_batch_negatives
 
         findings = []
         for name, part in self.sets.items():
@@ -162,7 +162,7 @@ def build_train_inputs(cfg: Any, model: SentenceTransformer, data: Any) -> Train
     """Losses, mined negatives, prompts and evaluators for the loaded data (data=multi or one set)."""
 
     from stembed.data.multi import is_multi, sequential_evaluator
-    from stembed.recipe.prompts import column_prompt_names, configured, effective
+    from stembed.components.prompts import column_prompt_names, configured, effective
 
     _, prompt_columns = configured(cfg.model)
     prompts = effective(model, prompt_columns)  # model.prompts, already set on the model, plus saved ones
@@ -177,7 +177,7 @@ def build_train_inputs(cfg: Any, model: SentenceTransformer, data: Any) -> Train
     sets: dict[str, SetInputs] = {}
     for name, pair_data in data.sets.items():
         loss_cfg = data.losses.get(name) or cfg.loss
-        evaluator_cfg = _set_evaluator_cfg(cfg, data, name)
+        evaluator_cfg = set_evaluator_cfg(cfg, data, name)
         sets[name] = _set_inputs(
             cfg, name, pair_data, loss_cfg, evaluator_cfg, model, output_root, prompts, prompt_columns
         )
@@ -210,8 +210,8 @@ def _set_inputs(
 ) -> SetInputs:
     """Fit one set to its loss, mine it (mining=hard_negatives), and build its evaluators with prompts."""
     from stembed.data.mining import mine_if_configured
-    from stembed.recipe.losses import build_loss, check_loss_inputs, fit_to_loss
-    from stembed.recipe.prompts import column_prompts, side_prompts
+    from stembed.components.losses import build_loss, check_loss_inputs, fit_to_loss
+    from stembed.components.prompts import column_prompts, side_prompts
 
     loss = build_loss(loss_cfg, model)
     min_score = data.stats.get("positive_min_score", 0.5)
@@ -229,7 +229,7 @@ def _set_inputs(
         train = mined.dataset
         where = f" (data.sets.{name})" if name else ""
         print(f"stembed: mining{where}: {mined.describe()}", file=sys.stderr)
-    evaluators = _evaluators(evaluator_cfg, data, (query_prompt, corpus_prompt))
+    evaluators = evaluators_with_prompts(evaluator_cfg, data, (query_prompt, corpus_prompt))
     return SetInputs(
         data,
         loss,
@@ -247,56 +247,3 @@ def log_inputs(tracker: Any, inputs: TrainInputs) -> None:
 
     for name, part in inputs.sets.items():
         log_mining(tracker, part.mining, prefix=f"{name}." if name else "")
-
-
-def _set_evaluator_cfg(cfg: Any, data: Any, name: str) -> Any:
-    """data.sets.NAME.evaluator (default: the run's evaluator), named after the set."""
-    from omegaconf import OmegaConf
-
-    own = data.evaluators.get(name) or cfg.evaluator  # resolved here: merged copies lose the root
-    return OmegaConf.merge(
-        OmegaConf.to_container(own, resolve=True) if OmegaConf.is_config(own) else own,
-        {"name": name, "test_name": f"{name}_test"},
-    )
-
-
-def _evaluators(evaluator_cfg: Any, data: Any, prompts: tuple[str, str]) -> list[Any]:
-    """[eval split, test split] evaluators of one set, with its (query, corpus) prompts."""
-    from stembed.recipe.evaluation import build_evaluators
-    from stembed.recipe.prompts import apply_to_evaluator
-
-    evaluators = build_evaluators(evaluator_cfg, data)
-    for evaluator in evaluators:
-        apply_to_evaluator(evaluator, *prompts)
-    return evaluators
-
-
-def eval_evaluators(cfg: Any, model: SentenceTransformer) -> tuple[list[Any], Any]:
-    """`stembed eval`: the evaluators of `data`/`evaluator` with the prompts the model was trained with.
-
-    The prompts are model.prompts when the command gives them, else the ones saved with the model.
-    """
-    from stembed.data.multi import is_multi, sequential_evaluator
-    from stembed.recipe.instantiate import instantiate
-    from stembed.recipe.prompts import configured, effective, set_on_model, side_prompts
-
-    prompts, prompt_columns = configured(cfg.model)
-    set_on_model(model, prompts)  # model.prompts on the command line win over the saved ones
-    prompts = effective(model, prompt_columns)
-    data = instantiate(cfg.data, "data")
-    if not is_multi(data):
-        sides = side_prompts(_text_columns(data.train), prompts, prompt_columns)
-        return _evaluators(cfg.evaluator, data, sides), data
-    per_set = {
-        name: _evaluators(
-            _set_evaluator_cfg(cfg, data, name),
-            part,
-            side_prompts(_text_columns(part.train), prompts, prompt_columns),
-        )
-        for name, part in data.sets.items()
-    }
-    evaluators = [
-        sequential_evaluator({n: e[0] for n, e in per_set.items()}, data.primary),
-        sequential_evaluator({n: e[1] for n, e in per_set.items()}, data.primary),
-    ]
-    return evaluators, data

@@ -46,8 +46,8 @@ def run_mine(
     from transformers import set_seed
 
     from stembed.recipe.inputs import build_train_inputs
-    from stembed.recipe.instantiate import instantiate
-    from stembed.recipe.model import load_model
+    from stembed.components.instantiate import instantiate
+    from stembed.components.model import load_model
 
     set_seed(cfg.seed)
     data = instantiate(cfg.data, "data")  # before the model: cheaper to load, and to fail

@@ -27,11 +27,11 @@ from stembed.hub import hub_is_offline
 from stembed.recipe.arguments import training_arguments
 from stembed.recipe.card import add_stembed_section
 from stembed.recipe.console import quiet_progress, verbose_requested
-from stembed.recipe.evaluation import check_not_diverged, run_evaluators
+from stembed.components.evaluators import check_not_diverged, run_evaluators
 from stembed.recipe.inputs import build_train_inputs, log_inputs
-from stembed.recipe.instantiate import instantiate
-from stembed.recipe.model import load_model
-from stembed.recipe.per_example import log_per_example
+from stembed.components.instantiate import instantiate
+from stembed.components.model import load_model
+from stembed.tracking.eval_tables import log_per_example
 from stembed.scale import distributed, sweep
 from stembed.scale.resume import CHECKPOINT_TAG, GracefulStop, latest_checkpoint
 from stembed.speed.plan import plan_batches
@@ -41,14 +41,20 @@ from stembed.tracking.redaction import mask_overrides, secret_values
 from stembed.tracking.run import Tracker
 
 
-def train(cfg: DictConfig, stop: GracefulStop | None = None) -> float | None:
-    """Train one model as configured; return the optimized metric (for sweepers)."""
+def train(cfg: DictConfig, stop: GracefulStop | None = None, secrets: set[str] | None = None) -> float | None:
+    """Train one model as configured; return the optimized metric (for sweepers).
+
+    secrets: the job's credential values (found once, by the run-directory guard); None finds them here.
+    """
     started = time.perf_counter()
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    tracker = Tracker.from_config(cfg.tracking, cfg.paths.output_root)
-    tracker.secrets |= secret_values(resolved)
+    if secrets is None:
+        secrets = secret_values(resolved)
+    tracker = Tracker.from_config(
+        cfg.tracking, cfg.paths.output_root, secrets, active=distributed.is_main_process()
+    )
     tracker.connect()  # a store that does not answer fails here, before anything loads
     set_seed(cfg.seed)
 

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
+from stembed.tracking.record import RUN_DIR_TAG
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
 
 RESUME_KEY = "resume"
-RUN_DIR_TAG = "stembed.run_dir"
 CHECKPOINT_TAG = "stembed.checkpoint"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentence_transformers import SentenceTransformerTrainer
 
-from stembed.recipe.losses import LossFamily, innermost_loss, loss_family
+from stembed.components.losses import LossFamily, innermost_loss, loss_family
 
 if TYPE_CHECKING:
     import torch

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sentence_transformers import SentenceTransformerTrainer
 
 from stembed.errors import StembedError
-from stembed.recipe.losses import LossFamily, loss_family
+from stembed.components.losses import LossFamily, loss_family
 from stembed.speed import AUTO, GROUP_BY_LENGTH, RANDOM, SPLIT_BY_LENGTH
 from stembed.speed.batching import length_grouped, pads_batches
 from stembed.speed.length_split import LengthSplitTrainer, splits_exactly

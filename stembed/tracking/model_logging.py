@@ -19,7 +19,7 @@ def serving_arguments(model: Any) -> dict[str, Any]:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
-    from stembed.inference.runtimes import embedding_dimension
+    from stembed.components.model import embedding_dimension
 
     dimension = embedding_dimension(model)
     signature = ModelSignature(

@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+RUN_DIR_TAG = "stembed.run_dir"  # where the run's Hydra directory is (resume, diff)
+
 from stembed.tracking.redaction import mask_secret
 from stembed.tracking.run import Tracker, flatten
 
@@ -39,7 +41,6 @@ def run_tags(
 ) -> dict[str, str]:
     """Tags that say how to reproduce the run and what it ran on."""
     from stembed import __version__
-    from stembed.scale.resume import RUN_DIR_TAG
 
     tags = {
         "stembed.version": __version__,

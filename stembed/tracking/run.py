@@ -71,9 +71,9 @@ class Tracker:
         artifact_location: str | None = None,
         register_model: str | None = None,
         alias: str | None = None,
+        secrets: set[str] | None = None,
+        active: bool = True,
     ) -> None:
-        from stembed.scale.distributed import is_main_process
-
         self.uri = uri
         self.experiment_name = experiment
         self.artifact_location = artifact_location
@@ -82,8 +82,8 @@ class Tracker:
         self.registered_version: str | None = None
         self.experiment_id: str | None = None
         self.run_id: str | None = None
-        self.active = is_main_process()
-        self.secrets = secret_values()
+        self.active = active  # False on torchrun's other ranks: only rank 0 tracks
+        self.secrets = secret_values() if secrets is None else set(secrets)
 
     def redact(self, text: str) -> str:
         """text with every known credential value replaced by ***."""
@@ -93,8 +93,11 @@ class Tracker:
         return {key: self.redact(str(value)) for key, value in values.items()}
 
     @classmethod
-    def from_config(cls, cfg: Any, output_root: str) -> Tracker:
-        """Build from the `tracking` group; the embedded store gets an artifact root beside it."""
+    def from_config(cls, cfg: Any, output_root: str, secrets: set[str] | None = None, active: bool = True) -> Tracker:
+        """Build from the `tracking` group; the embedded store gets an artifact root beside it.
+
+        secrets: the job's credential values, found once (stembed.scale.run_dir.guarded_run_dir).
+        """
         root = Path(output_root)
         uri = resolve_tracking_uri(cfg.get("uri"), root)
         artifacts = cfg.get("artifact_location")
@@ -120,6 +123,8 @@ class Tracker:
             artifacts,
             str(register) if register else None,
             str(alias) if alias else None,
+            secrets,
+            active,
         )
 
     def connect(self) -> str | None:

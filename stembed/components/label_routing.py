@@ -6,10 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
-from stembed.data.pairs import label_text
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+
+def label_text(label: str, label_names: dict[str, str] | None = None) -> str:
+    """The text a label is embedded as: label_names[label], else 'cancel_order' -> 'cancel order'."""
+    return (label_names or {}).get(label) or label.replace("_", " ")
 
 
 class LabelRetrievalEvaluator(SentenceEvaluator):
@@ -61,7 +65,7 @@ class LabelRetrievalEvaluator(SentenceEvaluator):
     def embed_inputs(
         self, model: SentenceTransformer, texts: list[str], prompt: str | None = None, side: str = "query"
     ) -> Any:
-        """Normalized embeddings (one method, so stembed.recipe.per_example can reuse them). Texts are
+        """Normalized embeddings (one method, so stembed.components.per_example can reuse them). Texts are
         queries and label names documents, as in retrieval (`encode_query` / `encode_document`)."""
         encode = model.encode_query if side == "query" else model.encode_document
         return encode(

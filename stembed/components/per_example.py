@@ -25,8 +25,6 @@ from stembed.errors import debug_requested
 if TYPE_CHECKING:
     import pandas as pd
 
-    from stembed.tracking.run import Tracker
-
 ARTIFACT_DIR = "eval"
 KIND, METRICS, EXAMPLES, EVALUATOR = (
     "stembed.kind",
@@ -52,7 +50,7 @@ def leaves(evaluators: list[Any]) -> Iterator[Any]:
 
 @contextmanager
 def recording(evaluators: list[Any]) -> Iterator[None]:
-    """Keep what each evaluator's `embed_inputs` returns (until `log_per_example` takes it)."""
+    """Keep what each evaluator's `embed_inputs` returns (until `forget_recorded`)."""
     patched = []
     for evaluator in leaves(evaluators):
         embed = getattr(evaluator, "embed_inputs", None)
@@ -90,27 +88,10 @@ def _embed(evaluator: Any, model: Any, sentences: list, *args: Any, **kwargs: An
     return found if found is not None else evaluator.embed_inputs(model, sentences, *args, **kwargs)
 
 
-def log_per_example(tracker: Tracker, evaluators: list[Any], model: Any, prefix: str = "") -> list[str]:
-    """Log each evaluator's per-example table as `eval/<prefix><name>.parquet`; return the artifact paths.
-
-    Call right after `run_evaluators` on the same model (the recorded embeddings are then reused).
-    """
-    if not tracker.active or tracker.run_id is None:
-        return []
-    import mlflow
-
-    from stembed.tracking.store import retry_when_locked
-
-    logged = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, table in tables(evaluators, model).items():
-            path = Path(tmp) / f"{prefix}{name}.parquet"
-            write_table(table, path)
-            retry_when_locked(mlflow.log_artifact, str(path), ARTIFACT_DIR)
-            logged.append(f"{ARTIFACT_DIR}/{path.name}")
+def forget_recorded(evaluators: list[Any]) -> None:
+    """Drop the embeddings `recording` kept: they are stale once the model trains on."""
     for evaluator in leaves(evaluators):
-        evaluator.__dict__.pop(_CACHE, None)  # the embeddings are stale once the model trains on
-    return logged
+        evaluator.__dict__.pop(_CACHE, None)
 
 
 def tables(evaluators: list[Any], model: Any) -> dict[str, pd.DataFrame]:
@@ -121,7 +102,7 @@ def tables(evaluators: list[Any], model: Any) -> dict[str, pd.DataFrame]:
         InformationRetrievalEvaluator,
     )
 
-    from stembed.recipe.evaluators import LabelRetrievalEvaluator
+    from stembed.components.label_routing import LabelRetrievalEvaluator
 
     builders = [
         (EmbeddingSimilarityEvaluator, similarity_table),

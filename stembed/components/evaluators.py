@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
-from stembed.recipe.instantiate import instantiate
+from stembed.components.instantiate import instantiate
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -58,13 +58,16 @@ def _check_columns(dataset: Dataset, wanted: Any) -> None:
         )
 
 
+def evaluator_disabled(evaluator: Any) -> bool:
+    """evaluator=none: an empty group, or `_target_: null` under an experiment's evaluator keys."""
+    return not evaluator or ("_target_" in evaluator and evaluator["_target_"] is None)
+
+
 def build_evaluator(cfg: Any, eval_dataset: Dataset | None, test: bool = False) -> BaseEvaluator | None:
     """Instantiate `evaluator` with arguments computed from the eval data by `evaluator.inputs`.
 
     With test=True the evaluator is named `evaluator.test_name` (default "test").
     """
-    from stembed.recipe.checks import evaluator_disabled
-
     if evaluator_disabled(cfg):
         return None
     if eval_dataset is None:
@@ -117,7 +120,7 @@ def run_evaluators(evaluators: list[BaseEvaluator | None], model: Any) -> dict[s
 
     The embeddings are kept on the evaluators, for `per_example.log_per_example` to reuse.
     """
-    from stembed.recipe.per_example import recording
+    from stembed.components.per_example import recording
 
     metrics: dict[str, float] = {}
     with recording(evaluators):

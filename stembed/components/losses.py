@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
-from stembed.recipe.instantiate import instantiate
+from stembed.components.instantiate import instantiate
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -17,8 +17,8 @@ def run_eval(
 
     from stembed.config import conf_dir
     from stembed.inference.encode import build_eval, load_any_model, model_run_id
-    from stembed.recipe.evaluation import run_evaluators
-    from stembed.recipe.per_example import log_per_example
+    from stembed.components.evaluators import run_evaluators
+    from stembed.tracking.eval_tables import log_per_example
     from stembed.tracking.run import Tracker, flatten
     from stembed.tracking.store import resolve_tracking_uri
 

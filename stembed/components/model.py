@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
 from stembed.hub import hub_is_offline
-from stembed.recipe.instantiate import instantiate
+from stembed.components.instantiate import instantiate
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -35,7 +35,7 @@ class LoadedModel:
 
 def load_model(cfg: Any) -> LoadedModel:
     """Load `model.name_or_path` (or build `model._target_`); apply max_seq_length and model.prompts."""
-    from stembed.recipe.prompts import configured, set_on_model
+    from stembed.components.prompts import configured, set_on_model
 
     prompts, _ = configured(cfg)
     loaded = _load(cfg)
@@ -47,7 +47,7 @@ def _load(cfg: Any) -> LoadedModel:
     if cfg.get("_target_"):
         from omegaconf import OmegaConf
 
-        from stembed.recipe.prompts import STEMBED_MODEL_KEYS
+        from stembed.components.prompts import STEMBED_MODEL_KEYS
 
         builder = {k: v for k, v in cfg.items() if k not in STEMBED_MODEL_KEYS}
         return LoadedModel(instantiate(OmegaConf.create(builder), "model"), f"built:{cfg._target_}", None)
@@ -150,16 +150,17 @@ def _position_limit(model: SentenceTransformer) -> int | None:
     return getattr(config, "max_position_embeddings", None)
 
 
-def tiny_static_model(embedding_dim: int = 32, max_seq_length: int = 64) -> SentenceTransformer:
-    """A randomly initialised StaticEmbedding model over the demo vocabulary, for tests and smoke runs."""
+def tiny_static_model(
+    vocabulary: list[str], embedding_dim: int = 32, max_seq_length: int = 64
+) -> SentenceTransformer:
+    """A randomly initialised StaticEmbedding model over a word list (model=tiny: the demo data's words),
+    for tests and smoke runs."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import StaticEmbedding
     from tokenizers import Tokenizer, normalizers, pre_tokenizers
     from tokenizers.models import WordLevel
 
-    from stembed.data.demo import vocabulary
-
-    words = ["[PAD]", "[UNK]", *vocabulary()]
+    words = ["[PAD]", "[UNK]", *vocabulary]
     tokenizer = Tokenizer(WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.Lowercase()
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace()])
@@ -168,3 +169,9 @@ def tiny_static_model(embedding_dim: int = 32, max_seq_length: int = 64) -> Sent
         modules=[StaticEmbedding(tokenizer, embedding_dim=embedding_dim)], device="cpu"
     )
     return model
+
+
+def embedding_dimension(model: SentenceTransformer) -> int:
+    """The model's output dimension (get_embedding_dimension since sentence-transformers 6)."""
+    method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(method() or 0)
