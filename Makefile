@@ -25,6 +25,7 @@ run: install
 
 # The whole suite, as CI runs it (real CLI runs, real MLflow store, Chromium and PostgreSQL).
 test: install browser postgres
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 # Debian's Chromium for the end-to-end UI test (tests/test_ui.py).
@@ -44,9 +45,11 @@ postgres:
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not e2e"
 
+# ruff, and the layer contract of pyproject.toml (import-linter: no upward import, no circle).
 lint: install
 	$(BIN)/ruff check stembed tests scripts
 	$(BIN)/ruff format --check stembed tests scripts
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format stembed tests scripts

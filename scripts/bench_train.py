@@ -209,8 +209,8 @@ def _random_batch_real_share(dataset: Any, batch_size: int, seed: int = 42) -> f
     import numpy as np
     from transformers import AutoTokenizer
 
-    from stembed.data.loading import text_columns
     from stembed.components.model import PACKAGED_MODELS
+    from stembed.data.loading import text_columns
     from stembed.speed.batching import TokenLengths
 
     _, model_path = PACKAGED_MODELS["sentence-transformers/all-MiniLM-L6-v2"]

@@ -80,8 +80,8 @@ def compose_data(overrides: list[str]) -> Any:
     """The PairData that `stembed train OVERRIDES` trains on (same builder, same seed)."""
     from hydra import compose, initialize_config_dir
 
-    from stembed.config import conf_dir
     from stembed.components.instantiate import instantiate
+    from stembed.config import conf_dir
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)

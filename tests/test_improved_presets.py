@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from conftest import job_runs, run_stembed, store_uri
 
-from stembed.data.fixtures import write_fixtures
 from stembed.components.label_routing import _macro_f1
+from stembed.data.fixtures import write_fixtures
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from benchlib import accuracy, macro_f1, paired_bootstrap, spearman

@@ -9,14 +9,14 @@ import pytest
 from conftest import job_runs, run_stembed, store_uri
 from hydra import compose, initialize_config_dir
 
+from stembed.components.label_routing import LabelRetrievalEvaluator
+from stembed.components.model import tiny_static_model
 from stembed.config import conf_dir
+from stembed.data.demo import vocabulary
 from stembed.data.fixtures import write_fixtures
 from stembed.data.pairs import label_name_pairs, same_label_pairs
 from stembed.data.templates import templated_pairs
 from stembed.errors import StembedError
-from stembed.components.label_routing import LabelRetrievalEvaluator
-from stembed.components.model import tiny_static_model
-from stembed.data.demo import vocabulary
 
 PRESETS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
 

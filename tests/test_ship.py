@@ -44,9 +44,9 @@ def test_exporter_pin_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_export_tiny_int8_reports_cosine_parity(tmp_path: Path) -> None:
-    from stembed.inference.export import LEGACY_EXPORTER_WARNING, export_onnx
     from stembed.components.model import tiny_static_model
     from stembed.data.demo import vocabulary
+    from stembed.inference.export import LEGACY_EXPORTER_WARNING, export_onnx
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -147,11 +147,11 @@ def test_binary_rescore_keeps_queries_float_and_documents_binary() -> None:
     variant scores float32 queries against the label names' bits."""
     import numpy as np
 
-    from stembed.inference.runtimes import TorchEncoder
-    from stembed.inference.ship import VariantModel
     from stembed.components.label_routing import LabelRetrievalEvaluator
     from stembed.components.model import tiny_static_model
     from stembed.data.demo import vocabulary
+    from stembed.inference.runtimes import TorchEncoder
+    from stembed.inference.ship import VariantModel
 
     model = tiny_static_model(vocabulary())
     texts, labels = ["track my order", "refund please", "reset password"], ["track", "refund", "password"]

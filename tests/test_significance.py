@@ -102,12 +102,11 @@ def test_per_example_tables_recompute_every_metric_without_encoding_again() -> N
     )
 
     from stembed.analysis.compare import columns
-    from stembed.data.demo import INTENTS, demo_pairs
     from stembed.components.evaluators import retrieval_inputs, run_evaluators
     from stembed.components.label_routing import LabelRetrievalEvaluator
     from stembed.components.model import tiny_static_model
-    from stembed.data.demo import vocabulary
     from stembed.components.per_example import METRICS, tables
+    from stembed.data.demo import INTENTS, demo_pairs, vocabulary
 
     model = tiny_static_model(vocabulary())
     pairs = demo_pairs(n_train=16, n_eval=120).eval

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stembed.analysis.bootstrap import RESAMPLES, SEED, Comparison, paired_bootstrap
+from stembed.components.per_example import ARTIFACT_DIR, EVALUATOR, EXAMPLES, METRICS, read_table
 from stembed.errors import StembedError
+from stembed.tracking.run import metric_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,7 +26,6 @@ FINGERPRINT_TAG = "stembed.data_fingerprint"
 
 def load_tables(client: MlflowClient, run_id: str, prefix: str) -> dict[str, pd.DataFrame]:
     """{evaluator name: per-example table} logged by a run as eval/<prefix><name>.parquet."""
-    from stembed.components.per_example import ARTIFACT_DIR, EVALUATOR, read_table
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in a report
     names = [
@@ -60,7 +61,6 @@ def paired(
     a: pd.DataFrame, b: pd.DataFrame, evaluator: str, run_a: Run, run_b: Run
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The two tables' columns aligned by example id; refuses tables of different examples."""
-    from stembed.components.per_example import EXAMPLES
 
     if a.attrs.get(EXAMPLES) != b.attrs.get(EXAMPLES) or set(a.example_id) != set(b.example_id):
         shared = len(set(a.example_id) & set(b.example_id))
@@ -114,7 +114,6 @@ def significance(
 
 
 def _shared_metrics(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, Any]:
-    from stembed.components.per_example import METRICS
 
     mine, theirs = a.attrs.get(METRICS, {}), b.attrs.get(METRICS, {})
     return {name: spec for name, spec in mine.items() if theirs.get(name) == spec}
@@ -122,7 +121,6 @@ def _shared_metrics(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, Any]:
 
 def comparison_rows(results: list[tuple[str, Comparison]], primary: str, a: str, b: str) -> list[dict]:
     """Rows for render(): the primary metric first; `verdict` says which model the interval favours."""
-    from stembed.tracking.run import metric_name
 
     def is_primary(metric: str) -> bool:
         return bool(primary) and metric_name(metric) == primary.removeprefix("final_")

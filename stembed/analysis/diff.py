@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from stembed.analysis.bootstrap import RESAMPLES, SEED, Comparison, paired_bootstrap
 from stembed.analysis.compare import columns, load_tables
+from stembed.components.per_example import KIND
 from stembed.errors import StembedError
+from stembed.tracking.record import RUN_DIR_TAG
+from stembed.tracking.run import metric_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,8 +39,6 @@ def run_diff(
     client: MlflowClient, run_id: str, resamples: int = RESAMPLES, seed: int = SEED
 ) -> list[EvaluatorDiff]:
     """Diff every evaluator that has both baseline_ and final_ per-example tables in the run."""
-    from stembed.components.per_example import KIND
-    from stembed.tracking.run import metric_name
 
     baseline, final = load_tables(client, run_id, "baseline_"), load_tables(client, run_id, "final_")
     primary = client.get_run(run_id).data.tags.get("stembed.primary_metric", "").removeprefix("final_")
@@ -226,8 +227,6 @@ def publish(client: MlflowClient, run_id: str, diffs: list[EvaluatorDiff], n: in
     local card in the run directory when it is there. Returns what was written."""
     import tempfile
     from pathlib import Path
-
-    from stembed.tracking.record import RUN_DIR_TAG
 
     written = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from stembed.components.instantiate import evaluator_disabled, instantiate
+from stembed.components.per_example import recording
 from stembed.errors import StembedError
-from stembed.components.instantiate import instantiate
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -56,11 +57,6 @@ def _check_columns(dataset: Dataset, wanted: Any) -> None:
             f"{dataset.column_names}. Point evaluator.inputs.* at those columns, or pick another "
             "evaluator (evaluator=similarity|binary|retrieval|none)."
         )
-
-
-def evaluator_disabled(evaluator: Any) -> bool:
-    """evaluator=none: an empty group, or `_target_: null` under an experiment's evaluator keys."""
-    return not evaluator or ("_target_" in evaluator and evaluator["_target_"] is None)
 
 
 def build_evaluator(cfg: Any, eval_dataset: Dataset | None, test: bool = False) -> BaseEvaluator | None:
@@ -120,7 +116,6 @@ def run_evaluators(evaluators: list[BaseEvaluator | None], model: Any) -> dict[s
 
     The embeddings are kept on the evaluators, for `per_example.log_per_example` to reuse.
     """
-    from stembed.components.per_example import recording
 
     metrics: dict[str, float] = {}
     with recording(evaluators):

@@ -24,3 +24,8 @@ def instantiate(cfg: Any, field_name: str, **kwargs: Any) -> Any:
             f"{field_name}._target_={target}: could not build it ({reason}). Check that the class or "
             f"function exists and that the other {field_name}.* keys are its arguments."
         ) from err
+
+
+def evaluator_disabled(evaluator: Any) -> bool:
+    """evaluator=none: an empty group, or `_target_: null` under an experiment's evaluator keys."""
+    return not evaluator or ("_target_" in evaluator and evaluator["_target_"] is None)

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
-
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 

@@ -7,8 +7,8 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stembed.errors import StembedError
 from stembed.components.instantiate import instantiate
+from stembed.errors import StembedError
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stembed.components.instantiate import instantiate
+from stembed.components.prompts import configured, set_on_model
 from stembed.errors import StembedError
 from stembed.hub import hub_is_offline
-from stembed.components.instantiate import instantiate
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -35,7 +36,6 @@ class LoadedModel:
 
 def load_model(cfg: Any) -> LoadedModel:
     """Load `model.name_or_path` (or build `model._target_`); apply max_seq_length and model.prompts."""
-    from stembed.components.prompts import configured, set_on_model
 
     prompts, _ = configured(cfg)
     loaded = _load(cfg)

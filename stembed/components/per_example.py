@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stembed.components.label_routing import LabelRetrievalEvaluator
 from stembed.errors import debug_requested
 
 if TYPE_CHECKING:
@@ -101,8 +101,6 @@ def tables(evaluators: list[Any], model: Any) -> dict[str, pd.DataFrame]:
         EmbeddingSimilarityEvaluator,
         InformationRetrievalEvaluator,
     )
-
-    from stembed.components.label_routing import LabelRetrievalEvaluator
 
     builders = [
         (EmbeddingSimilarityEvaluator, similarity_table),

@@ -5,7 +5,7 @@ Training (recipe/inputs.py), `stembed eval` and `stembed ship` build them the sa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
@@ -15,10 +15,12 @@ from stembed.components.prompts import apply_to_evaluator, configured, effective
 from stembed.data.loading import text_columns
 from stembed.data.multi import is_multi, sequential_evaluator
 
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
 
 def set_evaluator_cfg(cfg: Any, data: Any, name: str) -> Any:
     """data.sets.NAME.evaluator (default: the run's evaluator), named after the set."""
-    from omegaconf import OmegaConf
 
     own = data.evaluators.get(name) or cfg.evaluator  # resolved here: merged copies lose the root
     return OmegaConf.merge(
@@ -29,8 +31,6 @@ def set_evaluator_cfg(cfg: Any, data: Any, name: str) -> Any:
 
 def evaluators_with_prompts(evaluator_cfg: Any, data: Any, prompts: tuple[str, str]) -> list[Any]:
     """[eval split, test split] evaluators of one set, with its (query, corpus) prompts."""
-    from stembed.components.evaluators import build_evaluators
-    from stembed.components.prompts import apply_to_evaluator
 
     evaluators = build_evaluators(evaluator_cfg, data)
     for evaluator in evaluators:
@@ -43,9 +43,6 @@ def eval_evaluators(cfg: Any, model: SentenceTransformer) -> tuple[list[Any], An
 
     The prompts are model.prompts when the command gives them, else the ones saved with the model.
     """
-    from stembed.data.multi import is_multi, sequential_evaluator
-    from stembed.components.instantiate import instantiate
-    from stembed.components.prompts import configured, effective, set_on_model, side_prompts
 
     prompts, prompt_columns = configured(cfg.model)
     set_on_model(model, prompts)  # model.prompts on the command line win over the saved ones

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stembed.components.losses import innermost_loss, loss_kind, uses_in_batch_negatives
+from stembed.components.model import load_model
+from stembed.data.loading import _hash_frame, text_columns
 from stembed.errors import StembedError, did_you_mean
 
 if TYPE_CHECKING:
@@ -171,7 +174,6 @@ def _use_faiss(value: Any) -> bool:
 
 def output_format_for(requested: str, loss: nn.Module) -> str:
     """The miner's output format for this loss; a format the loss cannot read is an error."""
-    from stembed.components.losses import innermost_loss, loss_kind, uses_in_batch_negatives
 
     name = type(innermost_loss(loss)).__name__
     kind = loss_kind(loss)
@@ -194,7 +196,6 @@ def output_format_for(requested: str, loss: nn.Module) -> str:
 
 def positive_pairs(train: Dataset, label_column: str | None, min_score: float) -> Dataset:
     """Distinct (anchor, positive) rows to mine for: the first two text columns of positive rows."""
-    from stembed.data.loading import text_columns
 
     texts = text_columns(train)
     if len(texts) < 2:
@@ -222,8 +223,6 @@ def _mining_model(name: str | None, model: SentenceTransformer) -> SentenceTrans
         return model
     from omegaconf import OmegaConf
 
-    from stembed.components.model import load_model
-
     return load_model(OmegaConf.create({"name_or_path": str(name), "max_seq_length": None})).model
 
 
@@ -243,7 +242,6 @@ def cache_key(
     pairs: Dataset, kept: Dataset | None, spec: dict[str, Any], model_hash: str, prompts: tuple[str, str]
 ) -> str:
     """16 hex digits over everything the mined data depends on."""
-    from stembed.data.loading import _hash_frame
 
     digest = hashlib.sha256(f"v{CACHE_VERSION}".encode())
     digest.update(_hash_frame(pairs.to_pandas()))

@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stembed.components.instantiate import instantiate
 from stembed.errors import StembedError
 
 if TYPE_CHECKING:
@@ -52,8 +53,6 @@ class MultiData:
 def load_sets(sets: Any, primary: str = MEAN, name: str | None = None) -> MultiData:
     """Build every named set with its own builder (the `data` group's `_target_` for data=multi)."""
     from omegaconf import DictConfig, OmegaConf
-
-    from stembed.components.instantiate import instantiate
 
     if not sets:
         raise StembedError(

@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stembed.components.model import load_model
+from stembed.data.eval_sets import eval_evaluators
+from stembed.data.loading import read_table
 from stembed.errors import StembedError
+from stembed.hub import decide_offline
 from stembed.inference.outputs import check_writable_output
+from stembed.inference.runtimes import BACKENDS, backend_encoder
+from stembed.tracking.store import resolve_tracking_uri
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -16,8 +22,6 @@ MLFLOW_SCHEMES = ("runs:/", "models:/")
 
 def load_any_model(reference: str, tracking_uri: str | None = None) -> tuple[SentenceTransformer, str]:
     """(model, source) from an MLflow model URI (in tracking_uri's store), a local directory or a hub id."""
-    from stembed.hub import decide_offline
-    from stembed.tracking.store import resolve_tracking_uri
 
     decide_offline()  # the CLI decided already; a library caller gets the same decision here
     tracking_uri = resolve_tracking_uri(tracking_uri, Path("outputs"))
@@ -34,8 +38,6 @@ def load_any_model(reference: str, tracking_uri: str | None = None) -> tuple[Sen
                 f"({str(err).splitlines()[0]}). `stembed runs` lists runs; a model is runs:/<run_id>/model."
             ) from err
     from omegaconf import OmegaConf
-
-    from stembed.components.model import load_model
 
     loaded = load_model(OmegaConf.create({"name_or_path": reference, "max_seq_length": None}))
     return loaded.model, loaded.source
@@ -64,7 +66,6 @@ def build_eval(cfg: Any, model: SentenceTransformer) -> tuple[list[Any], Any]:
 
     The evaluators embed with the model's prompts (saved with it, or model.prompts); data=multi too.
     """
-    from stembed.recipe.inputs import eval_evaluators
 
     evaluators, data = eval_evaluators(cfg, model)
     if evaluators[0] is None:
@@ -92,9 +93,6 @@ def encode_file(
     import tempfile
 
     import numpy as np
-
-    from stembed.data.loading import read_table
-    from stembed.inference.runtimes import BACKENDS, backend_encoder
 
     if prompt_name is not None and prompt_name not in model.prompts:
         saved = {name: text for name, text in model.prompts.items() if text}

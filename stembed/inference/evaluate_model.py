@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stembed.components.evaluators import run_evaluators
+from stembed.config import conf_dir
 from stembed.errors import StembedError
+from stembed.inference.encode import build_eval, load_any_model, model_run_id
+from stembed.tracking.eval_tables import log_per_example
+from stembed.tracking.run import Tracker, flatten
+from stembed.tracking.store import resolve_tracking_uri
 
 
 def run_eval(
@@ -14,13 +20,6 @@ def run_eval(
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
-
-    from stembed.config import conf_dir
-    from stembed.inference.encode import build_eval, load_any_model, model_run_id
-    from stembed.components.evaluators import run_evaluators
-    from stembed.tracking.eval_tables import log_per_example
-    from stembed.tracking.run import Tracker, flatten
-    from stembed.tracking.store import resolve_tracking_uri
 
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):

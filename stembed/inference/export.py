@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
+from stembed.inference.outputs import check_writable_output
 
 if TYPE_CHECKING:
     import numpy as np
@@ -76,7 +77,6 @@ def export_onnx(
     onnxruntime = _onnxruntime()
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise StembedError(f"--quantize {quantize}: not supported. Use one of: {', '.join(QUANTIZATIONS)}.")
-    from stembed.inference.outputs import check_writable_output
 
     check_writable_output(output, "--output", directory=True)  # before any work
     model = model.to("cpu").eval()

@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from stembed.components.model import embedding_dimension
 from stembed.errors import StembedError
+from stembed.inference.export import FP32_FILE, INT8_FILE, export_onnx, preprocess, run_session
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,8 +67,6 @@ class OnnxEncoder:
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         import numpy as np
 
-        from stembed.inference.export import preprocess, run_session
-
         if not texts:
             return np.zeros((0, embedding_dimension(self.model)), dtype=np.float32)
         order = np.argsort([-len(text) for text in texts], kind="stable")  # longest first, like ST
@@ -82,7 +82,6 @@ class OnnxEncoder:
 
 def backend_encoder(model: SentenceTransformer, backend: str, workdir: Path) -> Encoder:
     """The encoder for `--backend`: torch as it is, onnx / onnx-int8 exported into workdir first."""
-    from stembed.inference.export import FP32_FILE, INT8_FILE, export_onnx
 
     if backend not in BACKENDS:
         raise StembedError(f"--backend {backend}: not supported. Use one of: {', '.join(BACKENDS)}.")
@@ -104,4 +103,3 @@ def directory_megabytes(path: Path) -> float:
 def as_texts(values: Any) -> list[str]:
     """A list of strings from any sequence of values (None becomes '')."""
     return ["" if value is None else str(value) for value in values]
-

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from stembed.errors import StembedError
+from stembed.tracking.store import resolve_tracking_uri
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -76,7 +77,6 @@ def serve_environment(tracking_uri: str) -> dict[str, str]:
 
 def serve(reference: str, host: str, port: int, workers: int, tracking_uri: str | None) -> None:
     """Replace this process with MLflow's model server for the referenced model."""
-    from stembed.tracking.store import resolve_tracking_uri
 
     uri = model_uri(reference)
     store = resolve_tracking_uri(tracking_uri, Path("outputs"))

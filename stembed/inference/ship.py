@@ -30,7 +30,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stembed.analysis.bootstrap import paired_bootstrap
+from stembed.analysis.compare import columns
+from stembed.components.evaluators import build_evaluators
+from stembed.components.instantiate import instantiate
+from stembed.components.per_example import METRICS, tables
+from stembed.config import conf_dir
+from stembed.data.loading import text_columns
 from stembed.errors import StembedError
+from stembed.inference.encode import load_any_model
+from stembed.inference.export import FP32_FILE, INT8_FILE, export_onnx
 from stembed.inference.runtimes import (
     Encoder,
     OnnxEncoder,
@@ -41,6 +50,9 @@ from stembed.inference.runtimes import (
     embedding_dimension,
 )
 from stembed.speed.hardware import cpu_has_native_bf16
+from stembed.tracking.model_logging import INPUT_EXAMPLE, requirements
+from stembed.tracking.runs import client, get_run
+from stembed.tracking.store import retry_when_locked
 
 if TYPE_CHECKING:
     import numpy as np
@@ -296,7 +308,6 @@ def run_grid(
 def per_example_table(evaluator: Any, proxy: VariantModel, metric_name: str) -> tuple[Any, Any] | None:
     """(per-example table, the primary metric's recipe over it), or None where stembed cannot score
     this evaluator per example (then the row has no interval)."""
-    from stembed.components.per_example import METRICS, tables
 
     with contextlib.redirect_stderr(io.StringIO()):  # its "no per-example scores" note, once per row
         found = list(tables([evaluator], proxy).values())
@@ -306,8 +317,6 @@ def per_example_table(evaluator: Any, proxy: VariantModel, metric_name: str) -> 
 
 def add_intervals(rows: list[Row], examples: dict[str, Any], reference: Variant) -> None:
     """Each row's delta to the reference row and, where per-example scores exist, its paired interval."""
-    from stembed.analysis.bootstrap import paired_bootstrap
-    from stembed.analysis.compare import columns
 
     base = next(r for r in rows if r.variant == reference)
     base_examples = examples.get(reference.label)
@@ -332,8 +341,6 @@ def ship(
     dims: list[int] | None = None,
 ) -> ShipResult:
     """Measure the grid for a run, write ship/ with the chosen variant, log it to the run."""
-    from stembed.inference.export import FP32_FILE, INT8_FILE, export_onnx
-    from stembed.tracking.runs import client, get_run
 
     if max_drop < 0:
         raise StembedError(f"--max-drop {max_drop}: must be 0 or more (a loss in the primary metric).")
@@ -447,10 +454,6 @@ def _run_evaluation(run: Any) -> tuple[Any, Any]:
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
-    from stembed.config import conf_dir
-    from stembed.components.evaluators import build_evaluators
-    from stembed.components.instantiate import instantiate
-
     overrides = json.loads(run.data.tags.get("stembed.overrides", "null") or "null")
     if overrides is None:
         raise StembedError(
@@ -482,7 +485,6 @@ def _run_evaluation(run: Any) -> tuple[Any, Any]:
 
 
 def _run_model(run: Any, uri: str) -> SentenceTransformer:
-    from stembed.inference.encode import load_any_model
 
     run_dir = run.data.tags.get("stembed.run_dir")
     if run_dir and (Path(run_dir) / "model" / "config_sentence_transformers.json").is_file():
@@ -533,8 +535,6 @@ def split_texts(rows: Any) -> list[str]:
     on. In turn, so that short documents (category names beside tickets) shape the ranges too."""
     from itertools import chain, zip_longest
 
-    from stembed.data.loading import text_columns
-
     columns = [list(dict.fromkeys(as_texts(rows[c]))) for c in text_columns(rows)] if rows is not None else []
     interleaved = (t for t in chain.from_iterable(zip_longest(*columns)) if t is not None)
     return list(dict.fromkeys(interleaved))[:CALIBRATION_TEXTS]
@@ -567,8 +567,6 @@ def _mb(value: float) -> str:
 
 def _write(result: ShipResult, run: Any, ranges_of: dict, max_drop: float, fingerprint: str) -> None:
     import pandas as pd
-
-    from stembed.inference.export import FP32_FILE, INT8_FILE
 
     out, chosen = result.output, result.chosen.variant
     records = [
@@ -623,7 +621,6 @@ def _how_to_query(variant: Variant) -> str:
 def _prune(output: Path, chosen: Variant) -> None:
     """Keep only the chosen runtime's files: its ONNX file, or the bf16 weights as `model/` (the
     PyTorch model dir is the tokenizer's home too, so it always stays)."""
-    from stembed.inference.export import FP32_FILE, INT8_FILE
 
     keep = {"onnx-fp32": FP32_FILE, "onnx-int8": INT8_FILE}.get(chosen.runtime)
     for name in (FP32_FILE, INT8_FILE):
@@ -641,8 +638,6 @@ def _prune(output: Path, chosen: Variant) -> None:
 def _log_to_run(result: ShipResult, run_id: str, uri: str) -> None:
     """ship/ as artifacts of the run, the choice as tags, the card with the table."""
     from mlflow.tracking import MlflowClient
-
-    from stembed.tracking.store import retry_when_locked
 
     client = MlflowClient(tracking_uri=uri)
     retry_when_locked(client.log_artifacts, run_id, str(result.output), "ship")
@@ -678,9 +673,6 @@ class ShippedPyfunc:
 def register_shipped(result: ShipResult, run_id: str, uri: str, name: str) -> str:
     """Log the shipped variant as a pyfunc model of the run and register it as a version of name."""
     import mlflow
-
-    from stembed.tracking.model_logging import INPUT_EXAMPLE, requirements
-    from stembed.tracking.store import retry_when_locked
 
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(run_id=run_id):

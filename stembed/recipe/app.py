@@ -78,10 +78,9 @@ def job(cfg: DictConfig) -> float | None:
         # Lock, no overwriting an earlier run's model, credentials scrubbed from console and run directory.
         with guarded_run_dir(cfg) as secrets:
             check_config(cfg, multirun=HydraConfig.get().mode == RunMode.MULTIRUN)  # fails fast, no torch
-            from stembed.recipe.console import route_library_logs, verbose_requested
+            # Local: the recipe imports the hub libraries, which read HF_HUB_OFFLINE once (decided above).
             from stembed.recipe.train import train
 
-            route_library_logs(verbose_requested(HydraConfig.get().verbose))
             # In a sweep, a failing job is recorded FAILED and the sweep goes on.
             return run_job(functools.partial(train, stop=stop, secrets=secrets), cfg)
     except KeyboardInterrupt:

@@ -6,8 +6,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from stembed.components.evaluators import evaluator_disabled
+from stembed.components.instantiate import evaluator_disabled
 from stembed.errors import StembedError
+from stembed.recipe.configs import target_problems
 from stembed.speed import BATCHES
 
 
@@ -42,7 +43,6 @@ def check_config(cfg: Any, multirun: bool) -> None:
             "Pick an evaluator (evaluator=similarity|binary|retrieval|label_retrieval) or drop "
             "optimized_metric."
         )
-    from stembed.recipe.configs import target_problems
 
     if problems := target_problems(cfg):
         raise StembedError(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stembed.components.prompts import STEMBED_MODEL_KEYS
 from stembed.config import conf_dir
 from stembed.errors import StembedError, did_you_mean
 
@@ -89,7 +90,6 @@ def _target_problems(field: str, spec: dict[str, Any]) -> list[str]:
     except Exception as err:
         return [f"{field}._target_={spec['_target_']} does not import ({' '.join(str(err).split())})"]
     problems = []
-    from stembed.components.prompts import STEMBED_MODEL_KEYS
 
     ignored = {"inputs", *(STEMBED_MODEL_KEYS if field == "model" else ())}  # read by stembed itself
     keys = {k: v for k, v in spec.items() if not k.startswith("_") and k not in ignored}

@@ -10,6 +10,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stembed.components.losses import build_loss, check_loss_inputs, fit_to_loss, uses_in_batch_negatives
+from stembed.components.prompts import (
+    column_prompt_names,
+    column_prompts,
+    configured,
+    describe,
+    effective,
+    side_prompts,
+)
+from stembed.data.eval_sets import evaluators_with_prompts, set_evaluator_cfg
+from stembed.data.loading import text_columns
+from stembed.data.mining import log_mining, mine_if_configured
+from stembed.data.multi import is_multi, sequential_evaluator
+from stembed.data.sanity import check_training_data
+from stembed.recipe.card import describe_datasets
+from stembed.speed.length_split import splits_exactly
+
 if TYPE_CHECKING:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
@@ -78,14 +95,12 @@ class TrainInputs:
     @property
     def in_batch(self) -> bool:
         """Whether any loss uses in-batch negatives (then batches must not repeat a text)."""
-        from stembed.components.losses import uses_in_batch_negatives
 
         return any(uses_in_batch_negatives(s.loss) for s in self.sets.values())
 
     @property
     def sampling_loss(self) -> nn.Module:
         """The loss that decides length batching: one that cannot be split in pieces, if any."""
-        from stembed.speed.length_split import splits_exactly
 
         losses = [s.loss for s in self.sets.values()]
         return next((loss for loss in losses if not splits_exactly(loss)), losses[0])
@@ -104,7 +119,6 @@ class TrainInputs:
     @property
     def card_notes(self) -> dict[str, str]:
         """Rows for the card's stembed table: data sets, mining, prompts."""
-        from stembed.components.prompts import describe
 
         notes: dict[str, str] = {}
         if self.multi:
@@ -120,8 +134,6 @@ class TrainInputs:
 
     def sanity_findings(self, deduplicated: bool, model: Any) -> list[Finding]:
         """The sanity checks of every set; a set's findings are named `<set>.<check>`."""
-        from stembed.data.sanity import check_training_data
-        from stembed.components.losses import uses_in_batch_negatives
 
         findings = []
         for name, part in self.sets.items():
@@ -138,7 +150,6 @@ class TrainInputs:
 
     def describe_datasets(self, model: SentenceTransformer, task_name: str, offline: bool) -> None:
         """Name the data set(s) in sentence-transformers' card data."""
-        from stembed.recipe.card import describe_datasets
 
         describe_datasets(
             model, self.sets[next(iter(self.sets))].data if self.multi else self.data, task_name, offline
@@ -160,9 +171,6 @@ class TrainInputs:
 
 def build_train_inputs(cfg: Any, model: SentenceTransformer, data: Any) -> TrainInputs:
     """Losses, mined negatives, prompts and evaluators for the loaded data (data=multi or one set)."""
-
-    from stembed.data.multi import is_multi, sequential_evaluator
-    from stembed.components.prompts import column_prompt_names, configured, effective
 
     _, prompt_columns = configured(cfg.model)
     prompts = effective(model, prompt_columns)  # model.prompts, already set on the model, plus saved ones
@@ -192,7 +200,6 @@ def build_train_inputs(cfg: Any, model: SentenceTransformer, data: Any) -> Train
 
 
 def _text_columns(dataset: Dataset) -> list[str]:
-    from stembed.data.loading import text_columns
 
     return text_columns(dataset)
 
@@ -209,9 +216,6 @@ def _set_inputs(
     prompt_columns: dict[str, str] | None,
 ) -> SetInputs:
     """Fit one set to its loss, mine it (mining=hard_negatives), and build its evaluators with prompts."""
-    from stembed.data.mining import mine_if_configured
-    from stembed.components.losses import build_loss, check_loss_inputs, fit_to_loss
-    from stembed.components.prompts import column_prompts, side_prompts
 
     loss = build_loss(loss_cfg, model)
     min_score = data.stats.get("positive_min_score", 0.5)
@@ -243,7 +247,6 @@ def _set_inputs(
 
 def log_inputs(tracker: Any, inputs: TrainInputs) -> None:
     """Log what only the inputs know: mining metrics and samples (per set for data=multi)."""
-    from stembed.data.mining import log_mining
 
     for name, part in inputs.sets.items():
         log_mining(tracker, part.mining, prefix=f"{name}." if name else "")

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stembed.components.instantiate import instantiate
+from stembed.components.model import load_model
+from stembed.config import conf_dir
+from stembed.data.mining import mining_enabled
 from stembed.errors import StembedError
+from stembed.hub import decide_offline
+from stembed.recipe.inputs import build_train_inputs, log_inputs
+from stembed.tracking.run import Tracker, flatten
+from stembed.tracking.store import resolve_tracking_uri
 
 
 @dataclass
@@ -30,24 +38,18 @@ def run_mine(
     overrides: list[str], output: Path, log: bool = True, tracking_uri: str | None = None
 ) -> tuple[list[MinedFile], str | None]:
     """Mine as the composed config says; write parquet (one file per set for data=multi); log a run."""
-    from stembed.hub import decide_offline
 
     if output.suffix != ".parquet":
         raise StembedError(f"--output {output}: must end in .parquet.")
     if not any(o.lstrip("+").startswith("mining=") for o in overrides):
         overrides = [*overrides, "mining=hard_negatives"]
     cfg = _compose(overrides)
-    from stembed.data.mining import mining_enabled
 
     if not mining_enabled(cfg.get("mining")):
         raise StembedError("mining=none: nothing to mine. Use mining=hard_negatives (the default here).")
     decide_offline()  # before transformers/datasets are imported
 
     from transformers import set_seed
-
-    from stembed.recipe.inputs import build_train_inputs
-    from stembed.components.instantiate import instantiate
-    from stembed.components.model import load_model
 
     set_seed(cfg.seed)
     data = instantiate(cfg.data, "data")  # before the model: cheaper to load, and to fail
@@ -70,8 +72,6 @@ def _compose(overrides: list[str]) -> Any:
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
-    from stembed.config import conf_dir
-
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             return compose(config_name="train", overrides=overrides)
@@ -85,10 +85,6 @@ def _log(
     """One MLflow run: the mining config as params, mining_* metrics, the sample and the parquet files."""
     import mlflow
     from omegaconf import OmegaConf
-
-    from stembed.recipe.inputs import log_inputs
-    from stembed.tracking.run import Tracker, flatten
-    from stembed.tracking.store import resolve_tracking_uri
 
     uri = resolve_tracking_uri(uri or cfg.tracking.get("uri"), Path(cfg.paths.output_root))
     tracker = Tracker(uri, f"{cfg.task_name}-mine")

@@ -21,21 +21,21 @@ from omegaconf import DictConfig, OmegaConf
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 from transformers import set_seed
 
+from stembed.components.evaluators import check_not_diverged, run_evaluators
+from stembed.components.instantiate import instantiate
+from stembed.components.model import load_model
 from stembed.data.sanity import raise_if_strict
 from stembed.errors import StembedError
 from stembed.hub import hub_is_offline
 from stembed.recipe.arguments import training_arguments
 from stembed.recipe.card import add_stembed_section
-from stembed.recipe.console import quiet_progress, verbose_requested
-from stembed.components.evaluators import check_not_diverged, run_evaluators
+from stembed.recipe.console import quiet_progress, route_library_logs, verbose_requested
 from stembed.recipe.inputs import build_train_inputs, log_inputs
-from stembed.components.instantiate import instantiate
-from stembed.components.model import load_model
-from stembed.tracking.eval_tables import log_per_example
 from stembed.scale import distributed, sweep
 from stembed.scale.resume import CHECKPOINT_TAG, GracefulStop, latest_checkpoint
 from stembed.speed.plan import plan_batches
 from stembed.speed.throughput import count_tokens, throughput_metrics
+from stembed.tracking.eval_tables import log_per_example
 from stembed.tracking.record import print_summary, run_name, run_params, run_tags
 from stembed.tracking.redaction import mask_overrides, secret_values
 from stembed.tracking.run import Tracker
@@ -48,6 +48,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None, secrets: set[str] |
     """
     started = time.perf_counter()
     hydra_cfg = HydraConfig.get()
+    route_library_logs(verbose_requested(hydra_cfg.verbose))
     run_dir = Path(hydra_cfg.runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if secrets is None:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
+from stembed.scale.run_dir import check_not_running
 from stembed.tracking.record import RUN_DIR_TAG
+from stembed.tracking.store import check_server_reachable, check_sqlite_store, resolve_tracking_uri
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -116,7 +118,6 @@ def resume_arguments(run_id: str, args: list[str]) -> list[str]:
     run_dir = run.data.tags.get(RUN_DIR_TAG)
     if not run_dir:
         raise StembedError(f"resume={run_id}: the run records no run directory (tag {RUN_DIR_TAG}).")
-    from stembed.scale.run_dir import check_not_running
 
     check_not_running(Path(run_dir), run_id)  # two processes must never train one run
     own = [a for a in json.loads(run.data.tags.get("stembed.overrides", "[]")) if resume_id([a]) is None]
@@ -134,8 +135,6 @@ def resume_arguments(run_id: str, args: list[str]) -> list[str]:
 def _find_run(run_id: str, args: list[str]) -> Any:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
-
-    from stembed.tracking.store import check_server_reachable, check_sqlite_store, resolve_tracking_uri
 
     values = dict(a.lstrip("+").partition("=")[::2] for a in args if "=" in a)
     uri = resolve_tracking_uri(values.get("tracking.uri"), Path(values.get("paths.output_root", "outputs")))

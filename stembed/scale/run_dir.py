@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from stembed.errors import StembedError
+from stembed.scale.distributed import is_main_process
+from stembed.tracking.redaction import redact_console, scrub_directory, secret_values
 
 LOCK_NAME = ".stembed.lock"
 FINISHED_OUTPUTS = ("model", "model.partial", "checkpoints")
@@ -84,8 +86,6 @@ def check_no_earlier_training(run_dir: Path, resuming: bool) -> None:
 def _secrets(cfg: Any, overrides: list[str]) -> set[str]:
     from omegaconf import OmegaConf
 
-    from stembed.tracking.redaction import secret_values
-
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
     except Exception:  # an interpolation that does not resolve fails later, with its own message
@@ -101,9 +101,6 @@ def guarded_run_dir(cfg: Any) -> Iterator[set[str]]:
     Yields the credential values found (from the environment, the config and the command line).
     """
     from hydra.core.hydra_config import HydraConfig
-
-    from stembed.scale.distributed import is_main_process
-    from stembed.tracking.redaction import redact_console, scrub_directory
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)

@@ -25,6 +25,13 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from stembed.errors import EXIT_USAGE, StembedError
+from stembed.scale.distributed import is_main_process
+from stembed.tracking.redaction import mask_overrides, redact, secret_values
+from stembed.tracking.registry import ALIAS_TAG, register_run_model
+from stembed.tracking.run import Tracker
+from stembed.tracking.store import resolve_tracking_uri, retry_when_locked
+
 PARENT_ENV = "STEMBED_PARENT_RUN_ID"
 PARENT_FILE = ".stembed_parent_run_id"
 JOB_TAG = "stembed.sweep_job"
@@ -45,12 +52,6 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
-
-        from stembed.errors import EXIT_USAGE, StembedError
-        from stembed.scale.distributed import is_main_process
-        from stembed.tracking.redaction import mask_overrides
-        from stembed.tracking.run import Tracker
-        from stembed.tracking.store import retry_when_locked
 
         if not is_main_process():
             return
@@ -134,7 +135,6 @@ class MlflowSweepCallback(Callback):
 
     def _alias_best(self, client: Any, parent_id: str, best_run_id: str) -> None:
         """Point models:/NAME@ALIAS at the best job's model (registering it if it is not yet)."""
-        from stembed.tracking.registry import ALIAS_TAG, register_run_model
 
         name, alias = str(self.register_model), str(self.alias)
         try:
@@ -160,8 +160,6 @@ def run_job(train: Callable[[Any], float | None], cfg: Any) -> float | None:
     try:
         value = train(cfg)
     except Exception as err:
-        from stembed.errors import StembedError
-
         # An input error is its one-line message; anything else keeps its traceback in the log.
         trace = None if isinstance(err, StembedError) else err
         log.error("job %s failed; the sweep goes on", num, exc_info=trace)
@@ -207,10 +205,6 @@ def _record_failed_job(cfg: Any, err: BaseException) -> None:
     from mlflow.tracking import MlflowClient
     from omegaconf import OmegaConf
 
-    from stembed.scale.distributed import is_main_process
-    from stembed.tracking.redaction import mask_overrides, redact, secret_values
-    from stembed.tracking.store import resolve_tracking_uri, retry_when_locked
-
     tags = job_tags()
     parent = tags.get("mlflow.parentRunId")
     if parent is None or not is_main_process():
@@ -246,8 +240,6 @@ def check_search_space(config: Any) -> None:
     """An Optuna search range that Optuna rejects (inverted, or <= 0 on a log scale), in
     hydra.sweeper.params or on the command line, fails before the sweep's parent run opens."""
     from omegaconf import OmegaConf
-
-    from stembed.errors import StembedError
 
     if "optuna" not in _class_name(config.hydra.sweeper).lower():
         return

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from stembed.data.loading import text_columns
+from stembed.data.sanity import token_lengths
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,7 +35,6 @@ class TokenLengths:
         self.max_length = max_length
 
     def __call__(self, texts: list[str]) -> list[int]:
-        from stembed.data.sanity import token_lengths
 
         limit = self.max_length if isinstance(self.max_length, int) else None  # StaticEmbedding: inf
         lengths = token_lengths(self.tokenizer, texts)

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from sentence_transformers import SentenceTransformerTrainer
 
-from stembed.errors import StembedError
 from stembed.components.losses import LossFamily, loss_family
+from stembed.errors import StembedError
 from stembed.speed import AUTO, GROUP_BY_LENGTH, RANDOM, SPLIT_BY_LENGTH
 from stembed.speed.batching import length_grouped, pads_batches
+from stembed.speed.hardware import cpu_has_native_bf16
 from stembed.speed.length_split import LengthSplitTrainer, splits_exactly
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ def resolve_bf16(speed_bf16: Any, trainer_values: dict[str, Any]) -> dict[str, A
     That is a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX (then `use_cpu`, which the library
     requires for bf16 on a CPU). Elsewhere bf16 is emulated: on an AVX2 CPU it trained 17x slower.
     """
-    from stembed.speed.hardware import cpu_has_native_bf16
 
     values = dict(trainer_values)
     if "bf16" in values or values.get("fp16"):  # set in the trainer group: the user's own choice

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from stembed.components.model import embedding_dimension
+
 EMBEDDING_TASK = "llm/v1/embeddings"  # MLflow's task name for embedding models (recorded in metadata)
 INPUT_EXAMPLE = ["How do I reset my password?", "The printer on the third floor keeps jamming."]
 
@@ -18,8 +20,6 @@ def serving_arguments(model: Any) -> dict[str, Any]:
     import numpy as np
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema, TensorSpec
-
-    from stembed.components.model import embedding_dimension
 
     dimension = embedding_dimension(model)
     signature = ModelSignature(

@@ -8,10 +8,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-RUN_DIR_TAG = "stembed.run_dir"  # where the run's Hydra directory is (resume, diff)
-
+from stembed import __version__
 from stembed.tracking.redaction import mask_secret
 from stembed.tracking.run import Tracker, flatten
+
+RUN_DIR_TAG = "stembed.run_dir"  # where the run's Hydra directory is (resume, diff)
 
 
 def run_name(cfg: Any, job_num: int | None) -> str:
@@ -40,7 +41,6 @@ def run_tags(
     resumed_from: Path | None,
 ) -> dict[str, str]:
     """Tags that say how to reproduce the run and what it ran on."""
-    from stembed import __version__
 
     tags = {
         "stembed.version": __version__,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
 from stembed.internals import SavedModel, skip_mlflow_package_scan
+from stembed.tracking.lineage import dataset_inputs
 from stembed.tracking.model_logging import requirements, serving_arguments
 from stembed.tracking.redaction import mask_secret, redact, secret_values
 from stembed.tracking.registry import check_alias, set_alias
@@ -93,7 +94,9 @@ class Tracker:
         return {key: self.redact(str(value)) for key, value in values.items()}
 
     @classmethod
-    def from_config(cls, cfg: Any, output_root: str, secrets: set[str] | None = None, active: bool = True) -> Tracker:
+    def from_config(
+        cls, cfg: Any, output_root: str, secrets: set[str] | None = None, active: bool = True
+    ) -> Tracker:
         """Build from the `tracking` group; the embedded store gets an artifact root beside it.
 
         secrets: the job's credential values, found once (stembed.scale.run_dir.guarded_run_dir).
@@ -288,8 +291,6 @@ class Tracker:
         by it, e.g. `dataset.digest = '<stembed.data_fingerprint>'`.
         """
         import mlflow
-
-        from stembed.tracking.lineage import dataset_inputs
 
         if not self.active:
             return
