@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stembed.components.evaluators import run_evaluators
-from stembed.config import conf_dir
-from stembed.errors import StembedError
+from stembed.config import compose_train
 from stembed.inference.encode import build_eval, load_any_model, model_run_id
 from stembed.tracking.eval_tables import log_per_example
 from stembed.tracking.run import Tracker, flatten
@@ -17,15 +16,9 @@ def run_eval(
     reference: str, overrides: list[str], log: bool = True, tracking_uri: str | None = None
 ) -> tuple[dict[str, float], str | None]:
     """(metrics, MLflow run id or None) for MODEL evaluated as the composed config says."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
     from omegaconf import OmegaConf
 
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=overrides)
-    except HydraException as err:
-        raise StembedError(f"overrides {overrides}: {err}") from err
+    cfg = compose_train(overrides)
     uri = resolve_tracking_uri(tracking_uri or cfg.tracking.get("uri"), Path(cfg.paths.output_root))
     model, source = load_any_model(reference, uri)
     evaluators, data = build_eval(cfg, model)

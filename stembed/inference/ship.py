@@ -35,7 +35,7 @@ from stembed.analysis.compare import columns
 from stembed.components.evaluators import build_evaluators
 from stembed.components.instantiate import instantiate
 from stembed.components.per_example import METRICS, tables
-from stembed.config import conf_dir
+from stembed.config import compose_train
 from stembed.data.loading import text_columns
 from stembed.errors import StembedError
 from stembed.inference.encode import load_any_model
@@ -451,9 +451,6 @@ class ShippedModel:
 
 def _run_evaluation(run: Any) -> tuple[Any, Any]:
     """The run's data and eval-split evaluator, built from the run's own overrides."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-
     overrides = json.loads(run.data.tags.get("stembed.overrides", "null") or "null")
     if overrides is None:
         raise StembedError(
@@ -461,13 +458,9 @@ def _run_evaluation(run: Any) -> tuple[Any, Any]:
             "data is unknown. Give the id of a training run (`stembed runs`)."
         )
     overrides = [o for o in overrides if not o.startswith(("hydra", "+resume="))]
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=overrides)
-    except HydraException as err:
-        raise StembedError(
-            f"RUN_ID {run.info.run_id}: its overrides {overrides} no longer compose ({err})."
-        ) from None
+    cfg = compose_train(
+        overrides, f"RUN_ID {run.info.run_id}: its overrides {{overrides}} no longer compose ({{error}})."
+    )
     data = instantiate(cfg.data, "data")
     evaluator = build_evaluators(cfg.evaluator, data)[0]
     if evaluator is None:

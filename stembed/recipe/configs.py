@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stembed.components.prompts import STEMBED_MODEL_KEYS
-from stembed.config import conf_dir
+from stembed.config import compose_train, conf_dir
 from stembed.errors import StembedError, did_you_mean
 
 HIDDEN_GROUPS = {"hydra"}
@@ -48,18 +48,15 @@ class Check:
 
 def validate(presets: list[str] | None = None) -> list[Check]:
     """Compose each experiment preset and check its targets, arguments and trainer keys, loading no model."""
-    from hydra import compose, initialize_config_dir
-
     names = presets or groups()["experiment"]
     results = []
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        for name in names:
-            try:
-                cfg = compose(config_name="train", overrides=[f"+experiment={name}"])
-            except Exception as err:  # Hydra raises several types for a broken preset
-                results.append(Check(name, [f"does not compose: {err}"]))
-                continue
-            results.append(Check(name, _problems(cfg)))
+    for name in names:
+        try:
+            cfg = compose_train([f"+experiment={name}"], "{error}")
+        except Exception as err:  # Hydra raises several types for a broken preset
+            results.append(Check(name, [f"does not compose: {err}"]))
+            continue
+        results.append(Check(name, _problems(cfg)))
     return results
 
 

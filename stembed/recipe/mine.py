@@ -13,7 +13,7 @@ from typing import Any
 
 from stembed.components.instantiate import instantiate
 from stembed.components.model import load_model
-from stembed.config import conf_dir
+from stembed.config import compose_train
 from stembed.data.mining import mining_enabled
 from stembed.errors import StembedError
 from stembed.hub import decide_offline
@@ -43,7 +43,7 @@ def run_mine(
         raise StembedError(f"--output {output}: must end in .parquet.")
     if not any(o.lstrip("+").startswith("mining=") for o in overrides):
         overrides = [*overrides, "mining=hard_negatives"]
-    cfg = _compose(overrides)
+    cfg = compose_train(overrides)
 
     if not mining_enabled(cfg.get("mining")):
         raise StembedError("mining=none: nothing to mine. Use mining=hard_negatives (the default here).")
@@ -66,17 +66,6 @@ def run_mine(
         written.append(item)
     run_id = _log(cfg, overrides, inputs, written, tracking_uri, loaded.source) if log else None
     return written, run_id
-
-
-def _compose(overrides: list[str]) -> Any:
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return compose(config_name="train", overrides=overrides)
-    except HydraException as err:
-        raise StembedError(f"overrides {overrides}: {err}") from err
 
 
 def _log(

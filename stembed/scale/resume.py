@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from stembed.errors import StembedError
 from stembed.scale.run_dir import check_not_running
 from stembed.tracking.record import RUN_DIR_TAG
-from stembed.tracking.store import check_server_reachable, check_sqlite_store, resolve_tracking_uri
+from stembed.tracking.runs import client, get_run
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -109,7 +109,12 @@ def resume_arguments(run_id: str, args: list[str]) -> list[str]:
     The run is looked up where `tracking.uri` / `paths.output_root` in args (or $MLFLOW_TRACKING_URI)
     point, like `stembed train` would log it.
     """
-    run = _find_run(run_id, args)
+    values = dict(a.lstrip("+").partition("=")[::2] for a in args if "=" in a)
+    try:
+        store = client(values.get("tracking.uri"), Path(values.get("paths.output_root", "outputs")))
+    except StembedError as err:
+        raise StembedError(f"resume={run_id}: no such run, {err}") from None
+    run = get_run(store, run_id, "resume=", "tracking.uri=... (or paths.output_root=...)")
     if run.info.status == "FINISHED":
         raise StembedError(
             f"resume={run_id}: the run already FINISHED; there is nothing to resume. Start a new run with "
@@ -130,23 +135,3 @@ def resume_arguments(run_id: str, args: list[str]) -> list[str]:
             "Pass them again after the run id, or set them through environment variables."
         )
     return [*own, *user, f"+{RESUME_KEY}={run_id}", f"hydra.run.dir={run_dir}"]
-
-
-def _find_run(run_id: str, args: list[str]) -> Any:
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    values = dict(a.lstrip("+").partition("=")[::2] for a in args if "=" in a)
-    uri = resolve_tracking_uri(values.get("tracking.uri"), Path(values.get("paths.output_root", "outputs")))
-    check_server_reachable(uri)
-    try:
-        check_sqlite_store(uri, read_only=True)  # finding a run never creates a store
-    except StembedError as err:
-        raise StembedError(f"resume={run_id}: no such run, {err}") from err
-    try:
-        return MlflowClient(tracking_uri=uri).get_run(run_id)
-    except MlflowException as err:
-        raise StembedError(
-            f"resume={run_id}: no such run in {uri} ({str(err).splitlines()[0]}). `stembed runs` lists the "
-            "runs; pass tracking.uri=... (or paths.output_root=...) if the run was logged elsewhere."
-        ) from err

@@ -14,9 +14,8 @@ from sentence_transformers import SentenceTransformerTrainer
 
 from stembed.components.losses import LossFamily, loss_family
 from stembed.errors import StembedError
-from stembed.speed import AUTO, GROUP_BY_LENGTH, RANDOM, SPLIT_BY_LENGTH
+from stembed.speed import AUTO, GROUP_BY_LENGTH, RANDOM, SPLIT_BY_LENGTH, hardware
 from stembed.speed.batching import length_grouped, pads_batches
-from stembed.speed.hardware import cpu_has_native_bf16
 from stembed.speed.length_split import LengthSplitTrainer, splits_exactly
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ def resolve_bf16(speed_bf16: Any, trainer_values: dict[str, Any]) -> dict[str, A
     values["bf16"] = False
     if torch.cuda.is_available() and not values.get("use_cpu"):
         values["bf16"] = torch.cuda.is_bf16_supported()
-    elif cpu_has_native_bf16():
+    elif hardware.cpu_has_native_bf16():  # a module attribute, so tests can stand in for the CPU
         values.update(bf16=True, use_cpu=True)
     return values
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
-from stembed.tracking.store import check_sqlite_store, resolve_tracking_uri
+from stembed.tracking.redaction import mask_secret
+from stembed.tracking.store import check_server_reachable, check_sqlite_store, resolve_tracking_uri
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -20,25 +21,34 @@ PRIMARY_TAG = "stembed.primary_metric"
 FORMATS = ("table", "markdown", "csv", "json")
 
 
-def client(tracking_uri: str | None) -> MlflowClient:
-    """A client for --tracking-uri, else $MLFLOW_TRACKING_URI, else outputs/mlflow.db here."""
+def client(tracking_uri: str | None, output_root: Path = Path("outputs")) -> MlflowClient:
+    """A client for --tracking-uri, else $MLFLOW_TRACKING_URI, else <output_root>/mlflow.db here."""
     from mlflow.tracking import MlflowClient
 
-    uri = resolve_tracking_uri(tracking_uri, Path("outputs"))
+    uri = resolve_tracking_uri(tracking_uri, output_root)
+    check_server_reachable(uri)  # an absent server fails at once (MLflow's client retries for minutes)
     check_sqlite_store(uri, read_only=True)  # never create or migrate a store just to read it
     return MlflowClient(tracking_uri=uri)
 
 
-def get_run(mlflow_client: MlflowClient, run_id: str) -> Run:
-    """The run, or a clear error naming the id and the store."""
+def get_run(
+    mlflow_client: MlflowClient, run_id: str, field: str = "run id", elsewhere: str = "--tracking-uri"
+) -> Run:
+    """The run, or the one "no such run" error of every command, naming the id and the store.
+
+    field: how the command names the id (`run id`, `resume=`); elsewhere: how to point at another store.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         return mlflow_client.get_run(run_id)
-    except MlflowException as err:
+    except MlflowException:
+        named = f"{field}{run_id}" if field.endswith("=") else f"{field} {run_id}"
+        store = mask_secret("uri", str(mlflow_client.tracking_uri))
         raise StembedError(
-            f"run id {run_id}: no such run in {mlflow_client.tracking_uri}. `stembed runs` lists its runs."
-        ) from err
+            f"{named}: no such run in {store}. `stembed runs` lists the runs; pass {elsewhere} if it was "
+            "logged elsewhere."
+        ) from None
 
 
 def search(
