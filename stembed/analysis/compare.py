@@ -12,6 +12,7 @@ import numpy as np
 from stembed.analysis.bootstrap import RESAMPLES, SEED, Comparison, paired_bootstrap
 from stembed.components.per_example import ARTIFACT_DIR, EVALUATOR, EXAMPLES, METRICS, read_table
 from stembed.errors import StembedError
+from stembed.tracking import runs as runs_module
 from stembed.tracking.run import metric_name
 
 if TYPE_CHECKING:
@@ -206,3 +207,23 @@ def _mean_sd(values: list[float | None]) -> str:
     if len(present) == 1:
         return f"{present[0]:.4f}"
     return f"{present.mean():.4f} ± {present.std(ddof=1):.4f}"
+
+
+def significance_report(
+    mlflow_client: MlflowClient, runs: list[Run], resamples: int, seed: int, fmt: str
+) -> str:
+    """`compare --significance RUN_A RUN_B`: the paired table, headed by A, B and the bootstrap used."""
+    run_a, run_b = runs
+    results = significance(mlflow_client, run_a, run_b, resamples, seed)
+    primary = runs_module.key_metric(run_b)[0] or runs_module.key_metric(run_a)[0]
+    table = runs_module.render(comparison_rows(results, primary, "A", "B"), fmt)
+    if fmt != "table":
+        return table
+    header = [
+        f"A = {run_a.info.run_id} ({run_a.info.run_name})",
+        f"B = {run_b.info.run_id} ({run_b.info.run_name})",
+        f"paired bootstrap over the examples both were evaluated on: {resamples:,} resamples, seed {seed}; "
+        "* = primary metric",
+        "",
+    ]
+    return "\n".join(header) + table

@@ -7,6 +7,7 @@ import importlib
 
 import typer
 
+from stembed import __version__
 from stembed.cli.app import app, main
 
 # each module registers its commands, in this order
@@ -17,8 +18,6 @@ for _family in ("train", "data", "runs", "model", "config"):
 @app.command()
 def version() -> None:
     """Print stembed's version."""
-    from stembed import __version__
-
     typer.echo(__version__)
 
 

@@ -9,6 +9,9 @@ from contextlib import contextmanager
 
 import typer
 
+from stembed.errors import EXIT_USAGE, StembedError
+from stembed.internals import exit_without_teardown
+
 app = typer.Typer(
     help="Fine-tune sentence-embedding models: Hydra configs in, MLflow runs and model cards out.",
     no_args_is_help=True,
@@ -25,8 +28,6 @@ TRACKING_URI = typer.Option(
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Print a StembedError as one paragraph and exit 2 (traceback with STEMBED_DEBUG=1)."""
-    from stembed.errors import EXIT_USAGE, StembedError
-
     try:
         yield
     except StembedError as err:
@@ -53,8 +54,6 @@ def _exit_now(code: int | str | None) -> None:
     code = code or 0
     if "torch" not in sys.modules:  # nothing slow to skip (--help, config commands)
         sys.exit(code)
-    from stembed.internals import exit_without_teardown
-
     exit_without_teardown(code)
 
 

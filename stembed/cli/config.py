@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from stembed.cli.app import app, user_errors
+from stembed.recipe.configs import config_file, groups, validate  # light: no hydra, no torch
 
 config_app = typer.Typer(help="List, show and validate the shipped config groups.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -15,8 +16,6 @@ app.add_typer(config_app, name="config")
 @config_app.command("list")
 def config_list() -> None:
     """Config groups and their options (GROUP=OPTION on the command line)."""
-    from stembed.recipe.configs import groups
-
     found = groups()
     width = max(map(len, found)) + 1
     for group, options in found.items():
@@ -26,8 +25,6 @@ def config_list() -> None:
 @config_app.command("show")
 def config_show(name: str = typer.Argument(..., help="GROUP/OPTION, e.g. loss/mnrl, or train")) -> None:
     """Print one config file."""
-    from stembed.recipe.configs import config_file
-
     with user_errors():
         typer.echo(config_file(name).read_text(encoding="utf-8"), nl=False)
 
@@ -37,8 +34,6 @@ def config_validate(
     presets: Annotated[list[str] | None, typer.Argument(help="Presets to check (default: all).")] = None,
 ) -> None:
     """Compose every preset; check targets import, their arguments and the trainer keys. Loads no model."""
-    from stembed.recipe.configs import validate
-
     with user_errors():
         results = validate(presets)
     for check in results:

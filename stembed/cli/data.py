@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from stembed.cli.app import TRACKING_URI, app, user_errors
+from stembed.hub import decide_offline
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -23,6 +24,8 @@ def mine(
     (mining=hard_negatives unless a mining=... override is given; mining.* keys change it).
     The result is cached, so a training run with the same settings does not mine again.
     """
+    decide_offline()  # before anything imports huggingface_hub
+    # Local: mining imports sentence-transformers (torch), which `stembed --help` must not load.
     from stembed.recipe.mine import run_mine
 
     with user_errors():

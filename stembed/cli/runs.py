@@ -11,6 +11,9 @@ from typing import Annotated
 import typer
 
 from stembed.cli.app import TRACKING_URI, app, user_errors
+from stembed.errors import StembedError
+from stembed.tracking import runs as runs_module  # light: mlflow is imported when a command runs
+from stembed.tracking.store import resolve_tracking_uri
 
 
 @app.command()
@@ -22,8 +25,6 @@ def ui(
     ),
 ) -> None:
     """Open the MLflow UI on the project's store."""
-    from stembed.tracking.store import resolve_tracking_uri
-
     uri = resolve_tracking_uri(backend_store_uri, Path("outputs"))
     if reason := port_taken(host, port):
         typer.echo(
@@ -61,8 +62,6 @@ def runs(
     tracking_uri: str = TRACKING_URI,
 ) -> None:
     """Recent runs: name, status, duration, key metric, start time."""
-    from stembed.tracking import runs as runs_module
-
     with user_errors():
         mlflow_client = runs_module.client(tracking_uri)
         names = {e.experiment_id: e.name for e in mlflow_client.search_experiments()}
@@ -88,8 +87,8 @@ def compare(
     tracking_uri: str = TRACKING_URI,
 ) -> None:
     """One table: the config keys that differ between runs, then their metrics, best first."""
-    from stembed.errors import StembedError
-    from stembed.tracking import runs as runs_module
+    # Local: the analysis imports sentence-transformers (torch), which `stembed --help` must not load.
+    from stembed.analysis import compare as analysis
 
     with user_errors():
         if bool(run_ids) + bool(experiment) + bool(sweep) != 1:
@@ -110,33 +109,11 @@ def compare(
         else:
             found = runs_module.search(mlflow_client, experiment, limit)
         if significance:
-            typer.echo(_significance_report(mlflow_client, found, resamples, seed, fmt))
+            typer.echo(analysis.significance_report(mlflow_client, found, resamples, seed, fmt))
         elif by_config:
-            from stembed.analysis.compare import by_config as group_by_config
-
-            typer.echo(runs_module.render(group_by_config(found), fmt))
+            typer.echo(runs_module.render(analysis.by_config(found), fmt))
         else:
             typer.echo(runs_module.render(runs_module.compare_rows(found), fmt))
-
-
-def _significance_report(mlflow_client, runs: list, resamples: int, seed: int, fmt: str) -> str:  # type: ignore[no-untyped-def]
-    from stembed.analysis.compare import comparison_rows, significance
-    from stembed.tracking import runs as runs_module
-
-    run_a, run_b = runs
-    results = significance(mlflow_client, run_a, run_b, resamples, seed)
-    primary = runs_module.key_metric(run_b)[0] or runs_module.key_metric(run_a)[0]
-    table = runs_module.render(comparison_rows(results, primary, "A", "B"), fmt)
-    if fmt != "table":
-        return table
-    header = [
-        f"A = {run_a.info.run_id} ({run_a.info.run_name})",
-        f"B = {run_b.info.run_id} ({run_b.info.run_name})",
-        f"paired bootstrap over the examples both were evaluated on: {resamples:,} resamples, seed {seed}; "
-        "* = primary metric",
-        "",
-    ]
-    return "\n".join(header) + table
 
 
 @app.command()
@@ -152,7 +129,6 @@ def diff(
     Writes diff.parquet to the run and a section to its card.
     """
     from stembed.analysis import diff as diff_module
-    from stembed.tracking import runs as runs_module
 
     with user_errors():
         mlflow_client = runs_module.client(tracking_uri)
@@ -167,7 +143,5 @@ def diff(
 @app.command()
 def card(run_id: str = typer.Argument(..., help="MLflow run id."), tracking_uri: str = TRACKING_URI) -> None:
     """Print a run's model card."""
-    from stembed.tracking import runs as runs_module
-
     with user_errors():
         typer.echo(runs_module.card_text(runs_module.client(tracking_uri), run_id), nl=False)

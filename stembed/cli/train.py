@@ -19,6 +19,7 @@ def train(ctx: typer.Context) -> None:
     `stembed train --help` (Hydra's help: config groups and options). `--debug` shows tracebacks;
     `--verbose` shows every log line on the console too (they always go to the run's train.log).
     """
+    # Local: Hydra is imported only when a command runs, to keep `stembed --help` fast.
     from stembed.recipe.app import run_hydra
 
     args = list(ctx.args)

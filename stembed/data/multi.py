@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stembed.components.instantiate import instantiate
+from stembed.data.loading import PairData
 from stembed.errors import StembedError
-
-if TYPE_CHECKING:
-    from stembed.data.loading import PairData
 
 PER_SET_KEYS = ("loss", "evaluator")  # keys of data.sets.NAME that are not the builder's arguments
 MEAN = "mean"

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stembed import __version__
+from stembed.data.loading import PairData
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-    from stembed.data.loading import PairData
 
 SECTION_TITLE = "## Reproduce this run (stembed)"
 

@@ -20,10 +20,10 @@ from stembed.components.prompts import (
     side_prompts,
 )
 from stembed.data.eval_sets import evaluators_with_prompts, set_evaluator_cfg
-from stembed.data.loading import text_columns
-from stembed.data.mining import log_mining, mine_if_configured
+from stembed.data.loading import PairData, text_columns
+from stembed.data.mining import MiningResult, log_mining, mine_if_configured
 from stembed.data.multi import is_multi, sequential_evaluator
-from stembed.data.sanity import check_training_data
+from stembed.data.sanity import Finding, check_training_data
 from stembed.recipe.card import describe_datasets
 from stembed.speed.length_split import splits_exactly
 
@@ -31,10 +31,6 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
     from torch import nn
-
-    from stembed.data.loading import PairData
-    from stembed.data.mining import MiningResult
-    from stembed.data.sanity import Finding
 
 
 @dataclass

@@ -44,13 +44,8 @@ def run_mine(
     if not any(o.lstrip("+").startswith("mining=") for o in overrides):
         overrides = [*overrides, "mining=hard_negatives"]
     cfg = compose_train(overrides)
-
     if not mining_enabled(cfg.get("mining")):
         raise StembedError("mining=none: nothing to mine. Use mining=hard_negatives (the default here).")
-    decide_offline()  # before transformers/datasets are imported
-
-    from transformers import set_seed
-
     set_seed(cfg.seed)
     data = instantiate(cfg.data, "data")  # before the model: cheaper to load, and to fail
     loaded = load_model(cfg.model)

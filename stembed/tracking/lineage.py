@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from stembed.data.loading import PairData
+from stembed.data.loading import PairData
 
 TRAINING, EVALUATION, TESTING = "training", "evaluation", "testing"
 
