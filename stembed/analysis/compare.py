@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from stembed.analysis.bootstrap import RESAMPLES, SEED, Comparison, paired_bootstrap
 from stembed.components.per_example import ARTIFACT_DIR, EVALUATOR, EXAMPLES, METRICS, read_table
@@ -79,7 +80,6 @@ def paired(
 
 def columns(table: pd.DataFrame, like: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
     """Numeric columns as float arrays; label columns as integer ids shared with `like`."""
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     found = {}
     labels = sorted(set(table.get("gold_label", [])) | set(table.get("predicted_label", [])))

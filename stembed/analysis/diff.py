@@ -7,8 +7,12 @@ bad labels). Written as diff.parquet and a short section of the run's card.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from stembed.analysis.bootstrap import RESAMPLES, SEED, Comparison, paired_bootstrap
 from stembed.analysis.compare import columns, load_tables
@@ -70,7 +74,6 @@ def _examples(before: pd.DataFrame, after: pd.DataFrame, kind: str) -> pd.DataFr
     Retrieval and label routing: the rank of the right answer (lower is better). Pairs: the distance
     of the predicted similarity from the gold score.
     """
-    import pandas as pd
 
     if kind in ("similarity", "binary"):
         score = next(c for c in before.columns if c.startswith("score_"))
@@ -103,7 +106,6 @@ def _examples(before: pd.DataFrame, after: pd.DataFrame, kind: str) -> pd.DataFr
 
 def _confusions(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     """(gold, predicted) pairs of wrong routes, counted before and after; the ones that grew first."""
-    import pandas as pd
 
     def counts(table: pd.DataFrame) -> pd.Series:
         wrong = table[table.gold_label != table.predicted_label]
@@ -117,7 +119,6 @@ def _confusions(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
 
 def diff_frame(diffs: list[EvaluatorDiff]) -> pd.DataFrame:
     """All evaluators' rows in one table (row_kind: example | confusion), for diff.parquet."""
-    import pandas as pd
 
     parts = []
     for diff in diffs:
@@ -225,8 +226,6 @@ def card_with_section(card: str, section: str) -> str:
 def publish(client: MlflowClient, run_id: str, diffs: list[EvaluatorDiff], n: int) -> list[str]:
     """Log diff.parquet and the card (README.md) with the diff section to the run; also update the
     local card in the run directory when it is there. Returns what was written."""
-    import tempfile
-    from pathlib import Path
 
     written = []
     with tempfile.TemporaryDirectory() as tmp:

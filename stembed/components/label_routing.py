@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import torch
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ class LabelRetrievalEvaluator(SentenceEvaluator):
     def __call__(
         self, model: SentenceTransformer, output_path: str | None = None, epoch: int = -1, steps: int = -1
     ) -> dict[str, float]:
-        import torch
 
         scores = torch.as_tensor(self.score_matrix(model))
         truth = torch.tensor([self.classes.index(label) for label in self.labels], device=scores.device)

@@ -7,6 +7,8 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sentence_transformers.sentence_transformer import losses
+
 from stembed.components.instantiate import instantiate
 from stembed.errors import StembedError
 
@@ -33,7 +35,6 @@ class LossKind:
 @functools.cache
 def _loss_kinds() -> tuple[tuple[type, LossKind], ...]:
     """(loss class, kind), checked with isinstance in this order, so subclasses are recognised."""
-    from sentence_transformers.sentence_transformer import losses
 
     in_batch = LossKind(LossFamily.IN_BATCH_NEGATIVES)
     unit = (0.0, 1.0)

@@ -19,6 +19,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from sentence_transformers.sentence_transformer.evaluation import (
+    BinaryClassificationEvaluator,
+    EmbeddingSimilarityEvaluator,
+    InformationRetrievalEvaluator,
+)
+from sentence_transformers.util import pairwise_cos_sim, pairwise_dot_score
+
 from stembed.components.label_routing import LabelRetrievalEvaluator
 from stembed.errors import debug_requested
 
@@ -96,11 +108,6 @@ def forget_recorded(evaluators: list[Any]) -> None:
 
 def tables(evaluators: list[Any], model: Any) -> dict[str, pd.DataFrame]:
     """{evaluator name: per-example table} for every evaluator stembed knows how to score per example."""
-    from sentence_transformers.sentence_transformer.evaluation import (
-        BinaryClassificationEvaluator,
-        EmbeddingSimilarityEvaluator,
-        InformationRetrievalEvaluator,
-    )
 
     builders = [
         (EmbeddingSimilarityEvaluator, similarity_table),
@@ -136,8 +143,6 @@ def tables(evaluators: list[Any], model: Any) -> dict[str, pd.DataFrame]:
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
     """Parquet with the table's attrs (kind, metric recipes, example fingerprint) as schema metadata."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     metadata = dict(arrow.schema.metadata or {})
@@ -147,7 +152,6 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
 
 def read_table(path: Path) -> pd.DataFrame:
     """A per-example table written by `write_table`, its stembed metadata back in `attrs`."""
-    import pyarrow.parquet as pq
 
     arrow = pq.read_table(path)
     table = arrow.to_pandas()
@@ -201,7 +205,6 @@ def similarity_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
 
 def binary_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
     """Pairs labelled 0/1: the similarity per similarity function (higher = more similar) and the label."""
-    import numpy as np
 
     functions = _pair_functions(evaluator, model)
     try:
@@ -224,7 +227,6 @@ def binary_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
 
 def _pair_functions(evaluator: Any, model: Any) -> dict[str, Callable[..., Any]]:
     """The evaluator's pairwise similarity functions that a table can reproduce (cosine, dot)."""
-    from sentence_transformers.util import pairwise_cos_sim, pairwise_dot_score
 
     known = {"cosine": pairwise_cos_sim, "dot": pairwise_dot_score}
     names = evaluator.similarity_fn_names or [model.similarity_fn_name]
@@ -241,7 +243,6 @@ def _pair_table(
     kind: str,
 ) -> pd.DataFrame:
     """One row per pair (texts, gold, a score per function) and how each metric is recomputed from it."""
-    import pandas as pd
 
     s1, s2 = list(map(str, evaluator.sentences1)), list(map(str, evaluator.sentences2))
     table = pd.DataFrame({"example_id": example_ids(s1, s2), "sentence1": s1, "sentence2": s2, "gold": gold})
@@ -260,9 +261,6 @@ def _pair_table(
 
 def retrieval_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
     """Queries: rank and score of the best-ranked relevant document, and each metric per query."""
-    import numpy as np
-    import pandas as pd
-    import torch
 
     queries = _embed(
         evaluator,
@@ -325,7 +323,6 @@ def _retrieval_columns(
     evaluator: Any, scores: Any, tie_key: Any, relevant: list[tuple[list[int], int]]
 ) -> dict[str, list[float]]:
     """rank, score and every @k metric per query, from the full query x corpus score matrix."""
-    import numpy as np
 
     ks = {
         "accuracy": evaluator.accuracy_at_k,
@@ -365,7 +362,6 @@ def _retrieval_columns(
 
 def label_table(evaluator: Any, model: Any) -> pd.DataFrame:
     """Texts routed to the nearest label name: gold and predicted label, rank and score of the gold one."""
-    import pandas as pd
 
     scores = evaluator.score_matrix(model, embed=lambda texts, *args: _embed(evaluator, model, texts, *args))
     gold = [evaluator.classes.index(label) for label in evaluator.labels]

@@ -8,6 +8,9 @@ and eval pairs are built from disjoint sentences, so the eval score measures gen
 from __future__ import annotations
 
 import random
+import re
+
+from datasets import Dataset
 
 from stembed.data.loading import PairData, finish_pairs
 
@@ -184,7 +187,6 @@ def demo_pairs(
     seed: int = 42,
 ) -> PairData:
     """Generate the demo's train and eval pairs (sentence1, sentence2, score)."""
-    from datasets import Dataset
 
     rng = random.Random(seed)
     sentences = _sentences(rng)
@@ -214,6 +216,5 @@ def vocabulary() -> list[str]:
 
 
 def _words(text: str) -> list[str]:
-    import re
 
     return re.findall(r"[a-z0-9]+|[^\sa-z0-9]", text.lower())

@@ -13,6 +13,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+from sentence_transformers.sentence_transformer.evaluation import SequentialEvaluator
+
 from stembed.components.instantiate import instantiate
 from stembed.data.loading import PairData
 from stembed.errors import StembedError
@@ -50,7 +53,6 @@ class MultiData:
 
 def load_sets(sets: Any, primary: str = MEAN, name: str | None = None) -> MultiData:
     """Build every named set with its own builder (the `data` group's `_target_` for data=multi)."""
-    from omegaconf import DictConfig, OmegaConf
 
     if not sets:
         raise StembedError(
@@ -93,7 +95,6 @@ def is_multi(data: Any) -> bool:
 
 def sequential_evaluator(evaluators: dict[str, Any], primary: str) -> Any:
     """One evaluator running every set's evaluator; its primary metric is the named set's, or the mean."""
-    from sentence_transformers.sentence_transformer.evaluation import SequentialEvaluator
 
     names = [name for name, evaluator in evaluators.items() if evaluator is not None]
     if not names:

@@ -11,6 +11,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from datasets import Dataset
+
 from stembed.components.label_routing import label_text
 from stembed.data.loading import (
     PairData,
@@ -90,7 +92,6 @@ def _build(
     test_split (a split of the same source, e.g. BANKING77's test.csv) is kept whole as labelled
     rows, evaluated before and after training only.
     """
-    from datasets import Dataset
 
     rows, hub_id, rows_in = labelled_rows(
         source, text_column, label_column, subset, split, read_options, limit, seed

@@ -5,6 +5,8 @@ from __future__ import annotations
 import string
 from typing import Any
 
+from datasets import Dataset
+
 from stembed.data.loading import PairData, finish_pairs, holdout, load_source, sample
 from stembed.errors import StembedError
 
@@ -48,7 +50,6 @@ def templated_pairs(
     seed: int = 42,
 ) -> PairData:
     """(anchor, positive) pairs, one per record; `explode` makes one record per item of a list field."""
-    from datasets import Dataset
 
     raw, hub_id = load_source(source, subset, split, read_options)
     frame = raw.to_pandas()

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from datasets import DatasetDict
+
 from stembed.components.losses import build_loss, check_loss_inputs, fit_to_loss, uses_in_batch_negatives
 from stembed.components.prompts import (
     column_prompt_names,
@@ -67,13 +69,11 @@ class TrainInputs:
 
     @property
     def train_dataset(self) -> Any:
-        from datasets import DatasetDict
 
         return DatasetDict({n: s.train for n, s in self.sets.items()}) if self.multi else self.sets[""].train
 
     @property
     def eval_dataset(self) -> Any:
-        from datasets import DatasetDict
 
         if not self.multi:
             return self.sets[""].eval

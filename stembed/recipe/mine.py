@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlflow
+from omegaconf import OmegaConf
+from transformers import set_seed
+
 from stembed.components.instantiate import instantiate
 from stembed.components.model import load_model
 from stembed.config import compose_train
 from stembed.data.mining import mining_enabled
 from stembed.errors import StembedError
-from stembed.hub import decide_offline
 from stembed.recipe.inputs import build_train_inputs, log_inputs
 from stembed.tracking.run import Tracker, flatten
 from stembed.tracking.store import resolve_tracking_uri
@@ -67,8 +70,6 @@ def _log(
     cfg: Any, overrides: list[str], inputs: Any, written: list[MinedFile], uri: str | None, source: str
 ) -> str | None:
     """One MLflow run: the mining config as params, mining_* metrics, the sample and the parquet files."""
-    import mlflow
-    from omegaconf import OmegaConf
 
     uri = resolve_tracking_uri(uri or cfg.tracking.get("uri"), Path(cfg.paths.output_root))
     tracker = Tracker(uri, f"{cfg.task_name}-mine")

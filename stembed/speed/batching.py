@@ -12,9 +12,12 @@ Selected by `speed.batches=group_by_length` (stembed/speed/plan.py).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from stembed.data.loading import text_columns
@@ -43,7 +46,6 @@ class TokenLengths:
 
 def row_lengths(dataset: Dataset, lengths: Callable[[list[str]], list[int]] | None = None) -> np.ndarray:
     """Each row's summed length over its text columns: tokens, or characters without a tokenizer."""
-    import numpy as np
 
     lengths = lengths or (lambda texts: [len(t) for t in texts])
     total = np.zeros(len(dataset), dtype=np.int64)
@@ -84,7 +86,6 @@ class LengthGroupedBatchSampler(DefaultBatchSampler):
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        import torch
 
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(len(self.lengths), generator=generator).tolist()
@@ -145,7 +146,6 @@ def length_grouped(no_duplicates: bool, model: SentenceTransformer | None = None
 
     Rows are measured in the model's tokens (characters for a model without a tokenizer).
     """
-    import functools
 
     tokenizer = getattr(model, "tokenizer", None)
     lengths = TokenLengths(tokenizer, model.max_seq_length) if tokenizer is not None else None

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import torch
 from sentence_transformers import SentenceTransformerTrainer
+from sentence_transformers.sentence_transformer import losses
 
 from stembed.components.losses import LossFamily, innermost_loss, loss_family
 
@@ -36,7 +38,6 @@ MAX_BLOCKS = 64  # batches larger than this are cut between blocks of rows, not 
 
 def splits_exactly(loss: nn.Module) -> bool:
     """Whether the loss is a plain mean of per-row terms, so a batch may be computed in weighted pieces."""
-    from sentence_transformers.sentence_transformer import losses
 
     if loss is not innermost_loss(loss) or loss_family(loss) is not LossFamily.MEAN_OVER_ROWS:
         return False
@@ -98,7 +99,6 @@ def _piece(
     inputs: dict[str, Any], masks: dict[str, torch.Tensor], rows: list[int], size: int
 ) -> dict[str, Any]:
     """The inputs of some rows, each text column cut to the positions those rows use."""
-    import torch
 
     index = torch.tensor(rows, device=next(iter(masks.values())).device)
     piece: dict[str, Any] = {}

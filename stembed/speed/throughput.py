@@ -8,8 +8,11 @@ estimates for transformer encoders, to compare with `matmul_tflops()` on the sam
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 if TYPE_CHECKING:
     import torch
@@ -55,7 +58,6 @@ def train_flops_per_token(model: SentenceTransformer) -> tuple[float, float]:
     The usual estimate: 6 x the non-embedding parameters per token, plus 12 x layers x hidden size
     per attention-score entry (QK^T and AV, forward and backward). Embedding lookups are free.
     """
-    import torch
 
     embeddings = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
     embedding = sum(p.numel() for m in embeddings for p in m.parameters())
@@ -84,9 +86,6 @@ def throughput_metrics(counter: TokenCounter, model: SentenceTransformer, second
 
 def matmul_tflops(size: int = 1024, seconds: float = 2.0, dtype: str = "float32") -> float:
     """This machine's measured dense matmul rate (TFLOP/s) with torch's current thread count."""
-    import time
-
-    import torch
 
     a = torch.randn(size, size, dtype=getattr(torch, dtype))
     b = torch.randn(size, size, dtype=getattr(torch, dtype))
