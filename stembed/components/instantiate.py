@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
+
 from stembed.errors import StembedError
 
 
 def instantiate(cfg: Any, field_name: str, **kwargs: Any) -> Any:
     """hydra.utils.instantiate with a clear error naming the config field when the target fails."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate as hydra_instantiate
-
     try:
         return hydra_instantiate(cfg, **kwargs)
     except InstantiationException as err:

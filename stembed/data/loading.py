@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+import pyarrow as pa
+
 from stembed.errors import StembedError
 
+# `datasets` is imported inside functions: it loads huggingface_hub, and `stembed train` imports this
+# module (through tracking) before it decides offline mode (stembed.hub).
 if TYPE_CHECKING:
-    import pandas as pd
     from datasets import Dataset
 
 LABEL_COLUMNS = ("score", "label", "scores", "labels")
@@ -47,7 +52,6 @@ class PairData:
 
 
 def _hash_frame(frame: pd.DataFrame) -> bytes:
-    import pandas as pd
 
     return pd.util.hash_pandas_object(frame, index=False).values.tobytes() + ",".join(frame.columns).encode()
 
@@ -76,7 +80,6 @@ def read_table(
 
     read_options go to pandas' reader, e.g. {header: null, names: [a, b]} for a csv without header.
     """
-    import pandas as pd
 
     options = dict(read_options or {})
 
@@ -133,7 +136,6 @@ def load_source(
 
 def _to_dataset(frame: pd.DataFrame, where: str) -> Dataset:
     """A Dataset from a table; a column that mixes types (texts and numbers) is named, not a traceback."""
-    import pyarrow as pa
     from datasets import Dataset
 
     try:
@@ -236,7 +238,6 @@ def _check_texts(values: list[Any], column: str, where: str) -> None:
 
 def check_labels(values: list[Any], column: str, where: str) -> None:
     """Empty, NaN or infinite labels are bad input (they train to NaN): name the count and the rows."""
-    import math
 
     def bad(value: Any) -> bool:
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -371,7 +372,6 @@ def holdout(
     dataset: Dataset, fraction: float, seed: int, eval_limit: int | None = None
 ) -> tuple[Dataset, Dataset]:
     """(rest, held-out fraction) split by seed; at most eval_limit held-out rows are kept."""
-    import math
 
     if not 0 < fraction < 1 or len(dataset) < 2:
         raise StembedError(

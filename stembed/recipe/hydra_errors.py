@@ -16,8 +16,14 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
+from hydra.errors import (
+    ConfigCompositionException,
+    HydraException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from hydra.types import RunMode
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from stembed.config import conf_dir
 from stembed.errors import EXIT_USAGE, StembedError, debug_requested, did_you_mean
@@ -95,8 +101,6 @@ def _check_writable(run_dir: Path) -> None:
 
 def explain(err: Exception, args: list[str]) -> str | None:
     """One paragraph for a composition error, or None for errors that are not about the input."""
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
     if isinstance(err, StembedError):
         return str(err)

@@ -62,7 +62,7 @@ def training_arguments(values: dict[str, Any]) -> dict[str, Any]:
     """
     if world_size() <= 1:
         return values
-    import torch
+    import torch  # local: `stembed train` imports this module before it decides offline mode; torch is slow
 
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
@@ -89,7 +89,7 @@ def _shared_with_all_ranks(name: str, value: str) -> str:
             file=sys.stderr,
         )
         return value
-    from torch.distributed import TCPStore
+    from torch.distributed import TCPStore  # local: torch only under torchrun (see above)
 
     store = TCPStore(
         os.environ["MASTER_ADDR"],

@@ -59,6 +59,8 @@ class GracefulStop:
 
     def trainer_callback(self) -> TrainerCallback:
         """Ends training at the next step boundary with a checkpoint once a signal arrived."""
+        # Local: transformers loads huggingface_hub; `stembed train` imports this module before it
+        # decides offline mode (stembed.hub).
         from transformers import TrainerCallback
 
         stop = self

@@ -13,6 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
 from stembed.errors import StembedError
 from stembed.scale.distributed import is_main_process
 from stembed.tracking.redaction import redact_console, scrub_directory, secret_values
@@ -28,7 +32,6 @@ def lock_path(run_dir: Path) -> Path:
 
 def held_by_live_process(run_dir: Path) -> bool:
     """Whether a live process holds the run directory's lock (a lock left by a dead one is free)."""
-    from filelock import FileLock, Timeout
 
     lock = lock_path(run_dir)
     if not lock.is_file():
@@ -56,7 +59,6 @@ def check_not_running(run_dir: Path, run_id: str) -> None:
 
 def _claim(run_dir: Path) -> Any:
     """Take the run directory's lock, or fail naming the process that has it."""
-    from filelock import FileLock, Timeout
 
     lock = FileLock(str(lock_path(run_dir)), timeout=0)
     try:
@@ -84,7 +86,6 @@ def check_no_earlier_training(run_dir: Path, resuming: bool) -> None:
 
 
 def _secrets(cfg: Any, overrides: list[str]) -> set[str]:
-    from omegaconf import OmegaConf
 
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
@@ -100,7 +101,6 @@ def guarded_run_dir(cfg: Any) -> Iterator[set[str]]:
 
     Yields the credential values found (from the environment, the config and the command line).
     """
-    from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)

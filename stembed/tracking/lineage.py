@@ -11,6 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import mlflow
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+
 from stembed.data.loading import PairData
 
 TRAINING, EVALUATION, TESTING = "training", "evaluation", "testing"
@@ -23,7 +27,6 @@ def dataset_inputs(
 
     Names and sources go through `redact`, like every other text a run logs.
     """
-    import mlflow
 
     parts = [(TRAINING, "train", data.train)] if training else []
     parts += [(EVALUATION, "eval", data.eval), (TESTING, "test", data.test)]
@@ -46,8 +49,6 @@ def dataset_inputs(
 
 def dataset_source(data: PairData, redact: Callable[[str], str] = str) -> Any:
     """A hub data set, a local file (absolute path), or a code source naming where the rows came from."""
-    from mlflow.data.code_dataset_source import CodeDatasetSource
-    from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
 
     if data.hub_id:
         return HuggingFaceDatasetSource(path=data.hub_id)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
+
+import numpy as np
+from mlflow.models import ModelSignature
+from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from stembed.components.model import embedding_dimension
 
@@ -17,9 +22,6 @@ def serving_arguments(model: Any) -> dict[str, Any]:
     check requests, the input example shows callers the payload, and the task marks the model as an
     embedding model. The signature is given, not inferred, so MLflow does not run the model for it.
     """
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
     dimension = embedding_dimension(model)
     signature = ModelSignature(
@@ -36,6 +38,5 @@ def serving_arguments(model: Any) -> dict[str, Any]:
 
 def requirements() -> list[str]:
     """Pinned requirements of the logged model (given, so MLflow does not re-load it to infer them)."""
-    from importlib.metadata import version
 
     return [f"{name}=={version(name)}" for name in ("sentence-transformers", "transformers", "torch")]

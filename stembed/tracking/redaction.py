@@ -7,6 +7,7 @@ in the environment or the config (then it is masked wherever it appears, e.g. in
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -154,7 +155,6 @@ def redact_console(secrets: set[str]) -> None:
     Installed once per process; later calls add secrets. Logging handlers already bound to the original
     streams (Hydra's console handler) are pointed at the redacting ones.
     """
-    import logging
 
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)

@@ -1,7 +1,4 @@
-"""One MLflow run per job: params, tags, metrics, artifacts, the logged model and its dataset inputs.
-
-mlflow is imported inside functions so that `stembed --help` and `stembed ui` stay fast.
-"""
+"""One MLflow run per job: params, tags, metrics, artifacts, the logged model and its dataset inputs."""
 
 from __future__ import annotations
 
@@ -14,6 +11,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import mlflow
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from mlflow.exceptions import MlflowException
 
 from stembed.errors import StembedError
 from stembed.internals import SavedModel, skip_mlflow_package_scan
@@ -149,8 +151,6 @@ class Tracker:
             return self._get_or_create_experiment()
 
     def _get_or_create_experiment(self) -> str:
-        import mlflow
-        from mlflow.exceptions import MlflowException
 
         mlflow.set_tracking_uri(self.uri)
         try:
@@ -197,7 +197,6 @@ class Tracker:
         if not self.active:
             yield None
             return
-        import mlflow
 
         tags = self._redacted(tags)
         if resume_id:
@@ -233,7 +232,6 @@ class Tracker:
     def _record_resume(self, before: Any, params: dict[str, str], tags: dict[str, str]) -> None:
         """Each resume N records its own overrides (tag stembed.resume_N.overrides) and, as params
         resume_N.KEY, the values that differ from the run's first params (MLflow never changes a param)."""
-        import mlflow
 
         number = 1 + sum(k.startswith("stembed.resume_") and k.endswith(".overrides") for k in before.tags)
         first = json.loads(before.tags.get("stembed.overrides", "[]"))
@@ -250,14 +248,12 @@ class Tracker:
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tag the open run."""
-        import mlflow
 
         if self.active:
             retry_when_locked(mlflow.set_tags, self._redacted(tags))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int, prefix: str = "") -> None:
         """Log numeric values under MLflow-safe names."""
-        import mlflow
 
         values = {metric_name(prefix + k): float(v) for k, v in metrics.items() if _is_number(v)}
         if values and self.active:
@@ -265,7 +261,6 @@ class Tracker:
 
     def set_primary_metric(self, name: str) -> None:
         """Tag the metric that ranks this run (`stembed runs`, `stembed compare`)."""
-        import mlflow
 
         if self.active:
             tag = metric_name(name.removeprefix("final_").join(("final_", "")))
@@ -273,6 +268,8 @@ class Tracker:
 
     def trainer_callback(self) -> TrainerCallback:
         """A transformers callback that logs every `logs` dict as metrics at the global step."""
+        # Local: transformers loads huggingface_hub, and `stembed train` imports this module before it
+        # decides offline mode (stembed.hub).
         from transformers import TrainerCallback
 
         tracker = self
@@ -290,7 +287,6 @@ class Tracker:
         The MLflow UI then shows what the model was trained and evaluated on, and runs can be searched
         by it, e.g. `dataset.digest = '<stembed.data_fingerprint>'`.
         """
-        import mlflow
 
         if not self.active:
             return
@@ -303,7 +299,6 @@ class Tracker:
     def log_outputs(self, card: Path, config_dir: Path, resolved: str, model: Any, log_model: bool) -> str:
         """Log the card, the configs (composed and resolved) and the model (sentence-transformers flavor);
         register the model as a new version of `tracking.register_model` when that is set."""
-        import mlflow
 
         retry_when_locked(mlflow.log_text, self.redact(card.read_text(encoding="utf-8")), card.name)
         for path in sorted(config_dir.glob("*.yaml")):  # Hydra's config.yaml, overrides.yaml, hydra.yaml
@@ -330,7 +325,6 @@ class Tracker:
         return f"runs:/{self.run_id}/model"
 
     def _log_text(self, text: str, artifact_file: str) -> None:
-        import mlflow
 
         with contextlib.suppress(Exception):  # never hide the original error behind a logging failure
             mlflow.log_text(self.redact(text), artifact_file)
@@ -338,8 +332,6 @@ class Tracker:
 
 def in_sweep() -> bool:
     """True inside a job of a Hydra multirun (sweep)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 

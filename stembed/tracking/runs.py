@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 PRIMARY_TAG = "stembed.primary_metric"
 FORMATS = ("table", "markdown", "csv", "json")
+# mlflow is imported inside functions: the CLI imports this module for `stembed --help` (kept fast).
 
 
 def client(tracking_uri: str | None, output_root: Path = Path("outputs")) -> MlflowClient:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from filelock import FileLock
 
 from stembed.errors import StembedError
 from stembed.tracking.redaction import mask_secret
@@ -56,8 +62,6 @@ def sqlite_path(uri: str) -> Path | None:
 def check_sqlite_store(uri: str, read_only: bool) -> None:
     """An SQLite store must be an MLflow database stembed can open; read-only commands (`stembed runs`)
     never create or migrate one, since MLflow adds its tables to any database it opens."""
-    import sqlite3
-    from contextlib import closing
 
     path = sqlite_path(uri)
     if path is None:
@@ -109,7 +113,6 @@ def store_lock(uri: str) -> Iterator[None]:
     if not uri.startswith("sqlite:///"):
         yield
         return
-    from filelock import FileLock
 
     lock = Path(uri.removeprefix("sqlite:///") + ".lock")
     try:
@@ -129,10 +132,6 @@ def check_server_reachable(uri: str, timeout: float = 5.0) -> None:
     urllib honours HTTPS_PROXY/HTTP_PROXY/NO_PROXY, as MLflow's client does. Any HTTP answer means
     a server is there (its own errors are MLflow's to report).
     """
-    import urllib.error
-    import urllib.request
-    from urllib.parse import urlparse
-
     parsed = urlparse(uri)
     if parsed.scheme not in ("http", "https"):
         return
