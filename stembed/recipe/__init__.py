@@ -1,1 +1,1 @@
-"""The training recipe: Hydra wiring, checks, model, losses, evaluation, card."""
+"""The training recipe: Hydra wiring, config checks, the recipe (train.py), its inputs, the card, `mine`."""
