@@ -11,12 +11,17 @@ import json
 import re
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
 from conftest import TINY, job_runs, run_stembed, store_uri
 
+from stembed.inference.runtimes import Encoder, Runtime, TorchEncoder
 from stembed.speed.hardware import cpu_has_native_bf16
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 WITH_MODEL = [arg for arg in TINY if arg != "tracking.log_model=false"]
 
@@ -78,7 +83,8 @@ def test_ship_measures_the_grid_and_ships_a_variant_that_reproduces(tmp_path: Pa
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from stembed.inference.ship import _run_evaluation, evaluate_variant, load_shipped
+    from stembed.inference.grid import evaluate_variant
+    from stembed.inference.ship import load_shipped, run_evaluation
 
     trained = run_stembed(["train", *WITH_MODEL, "trainer.max_steps=12"], tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
@@ -116,7 +122,7 @@ def test_ship_measures_the_grid_and_ships_a_variant_that_reproduces(tmp_path: Pa
         "precision": chosen.precision,
     }
     shipped = load_shipped(ship_dir)
-    _, evaluator = _run_evaluation(run)
+    _, evaluator = run_evaluation(run)
     name, value = evaluate_variant(evaluator, shipped.evaluator_view())
     assert name == "val_spearman_cosine" and value == pytest.approx(chosen.metric, abs=1e-6)
     stored = shipped.encode(["where is my order?", "reset my password"])
@@ -142,6 +148,78 @@ def test_ship_measures_the_grid_and_ships_a_variant_that_reproduces(tmp_path: Pa
     assert missing.returncode == 2 and "no such run" in missing.stderr
 
 
+class TorchFp32Copy(Runtime):
+    """A toy runtime, all a new one needs: the PyTorch model, run from its own copy in ship/."""
+
+    name, files = "torch-fp32-copy", ("model-copy",)
+
+    def encoder(self, model: SentenceTransformer, workdir: Path) -> Encoder:
+        return TorchEncoder(model, self.name)
+
+    def prepare(self, model: SentenceTransformer, directory: Path) -> Encoder:
+        model.save(str(directory / "model-copy"))
+        return self.encoder(model, directory)
+
+    def size_mb(self, directory: Path) -> float:
+        return 0.0  # it claims no size, so ship chooses it among rows that tie on the index
+
+    def load(self, directory: Path) -> Encoder:
+        from sentence_transformers import SentenceTransformer
+
+        return self.encoder(SentenceTransformer(str(directory / "model-copy"), device="cpu"), directory)
+
+
+@pytest.mark.e2e
+def test_a_registered_runtime_is_measured_shipped_loaded_and_encodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One class and its registration: ship measures it, prunes to its files, load_shipped loads it,
+    `stembed encode --backend` takes it; a runtime not available here is left out with its note."""
+    from stembed.inference import runtimes
+    from stembed.inference.encode import encode_file
+    from stembed.inference.grid import evaluate_variant
+    from stembed.inference.ship import load_shipped, run_evaluation, ship
+
+    toy = TorchFp32Copy()
+    monkeypatch.setitem(runtimes.RUNTIMES, toy.name, toy)
+    monkeypatch.setattr(runtimes, "cpu_has_native_bf16", lambda: False)  # bf16 left out: a shorter grid
+    # a run of its own (ship logs to the run), not the shared tiny_run
+    trained = run_stembed(["train", *WITH_MODEL, "trainer.max_steps=12"], tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    (run,) = job_runs(store_uri(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    result = ship(run.info.run_id, 2.0, tmp_path / "ship", None, store_uri(tmp_path))  # all rows eligible
+
+    table = pd.read_csv(tmp_path / "ship" / "table.csv")
+    assert set(table["runtime"]) == {"torch-fp32", "onnx-fp32", "onnx-int8", toy.name}
+    assert result.notes == [
+        "torch-bf16 left out: this CPU has no native bf16 (AVX512-BF16 or AMX), so it is slower"
+    ]
+    by_variant = table.set_index(["runtime", "dims", "precision"])["metric"]
+    assert by_variant[toy.name].to_dict() == pytest.approx(by_variant["torch-fp32"].to_dict(), abs=1e-9)
+    assert result.chosen.variant.label == f"{toy.name} / 8d / binary"  # smallest index, then model
+    assert sorted(p.name for p in (tmp_path / "ship").iterdir()) == [
+        "model",
+        "model-copy",
+        "onnx",
+        "ship.json",
+        "table.csv",
+        "table.md",
+    ]
+    assert not list((tmp_path / "ship" / "onnx").glob("*.onnx"))  # the other runtimes' files pruned
+    assert json.loads((tmp_path / "ship" / "ship.json").read_text())["onnx_model"] is None
+
+    shipped = load_shipped(tmp_path / "ship")
+    assert shipped.encoder.name == toy.name
+    _, evaluator = run_evaluation(run)
+    assert evaluate_variant(evaluator, shipped.evaluator_view())[1] == pytest.approx(result.chosen.metric)
+    pd.DataFrame({"text": ["where is my order?", "reset my password"]}).to_csv(
+        tmp_path / "q.csv", index=False
+    )
+    shape = encode_file(shipped.model, tmp_path / "q.csv", "text", tmp_path / "e.npy", 8, backend=toy.name)
+    assert shape == (2, 32)
+
+
 def test_binary_rescore_keeps_queries_float_and_documents_binary() -> None:
     """Label routing encodes texts (queries) and label names (documents) apart, so the rescoring
     variant scores float32 queries against the label names' bits."""
@@ -151,7 +229,7 @@ def test_binary_rescore_keeps_queries_float_and_documents_binary() -> None:
     from stembed.components.model import tiny_static_model
     from stembed.data.demo import vocabulary
     from stembed.inference.runtimes import TorchEncoder
-    from stembed.inference.ship import VariantModel
+    from stembed.inference.variants import VariantModel
 
     model = tiny_static_model(vocabulary())
     texts, labels = ["track my order", "refund please", "reset password"], ["track", "refund", "password"]
@@ -173,7 +251,7 @@ def test_int8_calibration_takes_every_text_column_in_turn() -> None:
     """Category names (8 short texts beside thousands of tickets) must shape the int8 ranges too."""
     from datasets import Dataset
 
-    from stembed.inference.ship import CALIBRATION_TEXTS, split_texts
+    from stembed.inference.grid import CALIBRATION_TEXTS, split_texts
 
     tickets = [f"ticket {i}" for i in range(3000)]
     names = [["Hardware", "Access", "Storage"][i % 3] for i in range(3000)]

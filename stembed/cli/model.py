@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from stembed.cli.app import TRACKING_URI, app, user_errors
+from stembed.errors import StembedError
+from stembed.hub import decide_offline
 
 
 @app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -20,10 +22,10 @@ def eval_(
     tracking_uri: str = TRACKING_URI,
 ) -> None:
     """Evaluate a model with the `data` and `evaluator` groups: stembed eval MODEL +experiment=stsb ..."""
-    from stembed.hub import decide_offline
+    decide_offline()  # before anything imports huggingface_hub
+    # Local: the inference modules import torch and the hub libraries, which `stembed --help` must not load.
     from stembed.inference.evaluate_model import run_eval
 
-    decide_offline()  # before anything imports huggingface_hub
     with user_errors():
         metrics, run_id = run_eval(model, list(ctx.args), log=not no_log, tracking_uri=tracking_uri)
     width = max(len(name) for name in metrics)
@@ -55,13 +57,14 @@ def encode(
     tracking_uri: str = TRACKING_URI,
 ) -> None:
     """Embed a column of a file with a model (with one of its saved prompts: --prompt-name query)."""
-    from stembed.hub import decide_offline
-    from stembed.inference.encode import encode_file, load_any_model
-
     decide_offline()  # before anything imports huggingface_hub
+    # Local: the inference modules import torch and the hub libraries, which `stembed --help` must not load.
+    from stembed.inference.encode import encode_model_file
+
     with user_errors():
-        loaded, _ = load_any_model(model, tracking_uri)
-        rows, dims = encode_file(loaded, input_path, column, output, batch_size, backend, prompt_name)
+        rows, dims = encode_model_file(
+            model, tracking_uri, input_path, column, output, batch_size, backend, prompt_name
+        )
     typer.echo(f"{rows} embeddings of {dims} dimensions written to {output}")
 
 
@@ -79,17 +82,12 @@ def export(
     tracking_uri: str = TRACKING_URI,
 ) -> None:
     """Export a model to ONNX; print its parity with PyTorch (cosine and max |diff| of embeddings)."""
-    from stembed.errors import StembedError
-    from stembed.hub import decide_offline
-    from stembed.inference.encode import load_any_model
-    from stembed.inference.export import FORMATS, export_onnx
-
     decide_offline()  # before anything imports huggingface_hub
+    # Local: the inference modules import torch and the hub libraries, which `stembed --help` must not load.
+    from stembed.inference.export import export_model
+
     with user_errors():
-        if fmt not in FORMATS:
-            raise StembedError(f"--format {fmt}: not supported. Formats: {', '.join(FORMATS)}.")
-        loaded, _ = load_any_model(model, tracking_uri)
-        report = export_onnx(loaded, output, opset, quantize)
+        report = export_model(model, tracking_uri, output, fmt, opset, quantize)
     typer.echo(f"wrote {report.path} ({report.megabytes:.1f} MiB)")
     typer.echo(
         f"parity: cosine to pytorch mean {report.mean_cosine:.6f}, min {report.min_cosine:.6f}; "
@@ -106,6 +104,7 @@ def serve(
     tracking_uri: str = TRACKING_URI,
 ) -> None:
     """Serve a logged model with MLflow (POST {"inputs": [texts]} to /invocations)."""
+    # Local: the server command reads the MLflow store, and `stembed --help` must not load MLflow.
     from stembed.inference.serve import serve as serve_model
 
     with user_errors():
@@ -128,12 +127,10 @@ def ship(
     tracking_uri: str = TRACKING_URI,
 ) -> None:
     """Measure deployment variants (runtime x dimensions x precision) on the run's eval data; ship one."""
-    from stembed.errors import StembedError
-    from stembed.hub import decide_offline
-    from stembed.inference.ship import ship as ship_run
-    from stembed.inference.ship import table_markdown
-
     decide_offline()  # before anything imports huggingface_hub
+    # Local: the inference modules import torch and the hub libraries, which `stembed --help` must not load.
+    from stembed.inference import ship as shipping
+
     with user_errors():
         try:
             wanted = [int(d) for d in dims.split(",")] if dims else None
@@ -141,8 +138,8 @@ def ship(
             raise StembedError(
                 f"--dims {dims}: give whole numbers separated by commas, e.g. 64,128."
             ) from None
-        result = ship_run(run_id, max_drop, output, register, tracking_uri, wanted)
-    typer.echo(table_markdown(result))
+        result = shipping.ship(run_id, max_drop, output, register, tracking_uri, wanted)
+    typer.echo(shipping.table_markdown(result))
     for note in result.notes:
         typer.echo(f"note: {note}")
     chosen = result.chosen

@@ -128,6 +128,7 @@ def diff(
 
     Writes diff.parquet to the run and a section to its card.
     """
+    # Local: the analysis imports sentence-transformers (torch), which `stembed --help` must not load.
     from stembed.analysis import diff as diff_module
 
     with user_errors():

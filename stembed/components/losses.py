@@ -17,12 +17,30 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-class LossFamily(enum.Enum):
-    """What a loss reads and how it uses the batch; decides data fitting, sampler and length split."""
+@dataclass(frozen=True)
+class FamilyTraits:
+    """What stembed does differently for a loss family. Data fitting, the batch sampler, the length
+    split and mining read these traits and nothing else, so a new family is one entry below."""
 
-    IN_BATCH_NEGATIVES = "in-batch negatives"  # (anchor, positive[, negatives]) texts, no label
-    MEAN_OVER_ROWS = "mean over rows"  # a label per pair; the batch loss is a mean of per-row terms
-    PAIRWISE_RANKING = "pairwise ranking"  # a label per pair, compared across the pairs of the batch
+    description: str
+    in_batch_negatives: bool  # texts only (labels dropped); a batch must not repeat a text (sampler)
+    splits_by_length: bool  # the batch loss is a mean of per-row terms: exact in length-sorted pieces
+    mined_format: str  # the `output_format` of mine_hard_negatives that the loss reads
+
+
+class LossFamily(enum.Enum):
+    """What a loss reads and how it uses the batch."""
+
+    # (anchor, positive[, negatives]) texts, no label; the other rows of the batch are negatives
+    IN_BATCH_NEGATIVES = FamilyTraits("in-batch negatives", True, False, "n-tuple")
+    # a label per pair; the batch loss is a mean of per-row terms
+    MEAN_OVER_ROWS = FamilyTraits("mean over rows", False, True, "labeled-pair")
+    # a label per pair, compared across the pairs of the batch
+    PAIRWISE_RANKING = FamilyTraits("pairwise ranking", False, False, "labeled-pair")
+
+    @property
+    def traits(self) -> FamilyTraits:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -66,6 +84,12 @@ def loss_family(loss: nn.Module) -> LossFamily | None:
     return kind.family if kind else None
 
 
+def splits_by_length(loss: nn.Module) -> bool:
+    """Whether the loss's family is a mean of per-row terms (the loss itself may still weight rows)."""
+    family = loss_family(loss)
+    return family is not None and family.traits.splits_by_length
+
+
 def build_loss(cfg: Any, model: nn.Module) -> nn.Module:
     """Instantiate `loss` (a `_partial_` config) with the model; nested losses get the model too."""
     factory = instantiate(cfg, "loss")
@@ -103,7 +127,8 @@ def innermost_loss(loss: nn.Module) -> nn.Module:
 
 def uses_in_batch_negatives(loss: nn.Module) -> bool:
     """Whether the loss (or the loss it wraps) uses in-batch negatives and ignores labels."""
-    return loss_family(loss) is LossFamily.IN_BATCH_NEGATIVES
+    family = loss_family(loss)
+    return family is not None and family.traits.in_batch_negatives
 
 
 def fit_to_loss(dataset: Dataset, loss: nn.Module, label_column: str | None, min_score: float) -> Dataset:
@@ -127,7 +152,7 @@ def check_loss_inputs(dataset: Dataset, loss: nn.Module, label_column: str | Non
     kind = loss_kind(loss)
     if kind is None:
         return
-    if kind.family is LossFamily.IN_BATCH_NEGATIVES:
+    if kind.family.traits.in_batch_negatives:
         _check_in_batch_columns(dataset, name, texts)
     elif kind.text_pairs:
         _check_labelled_pairs(dataset, name, texts, label_column, kind.label_range)

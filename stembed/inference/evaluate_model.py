@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import OmegaConf
 
 from stembed.components.evaluators import run_evaluators
 from stembed.config import compose_train
-from stembed.inference.encode import build_eval, load_any_model, model_run_id
+from stembed.data.eval_sets import eval_evaluators
+from stembed.errors import StembedError
+from stembed.inference.references import load_any_model, model_run_id
 from stembed.tracking.eval_tables import log_per_example
 from stembed.tracking.run import Tracker, flatten
 from stembed.tracking.store import resolve_tracking_uri
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 
 def run_eval(
     reference: str, overrides: list[str], log: bool = True, tracking_uri: str | None = None
 ) -> tuple[dict[str, float], str | None]:
     """(metrics, MLflow run id or None) for MODEL evaluated as the composed config says."""
-    from omegaconf import OmegaConf
-
     cfg = compose_train(overrides)
     uri = resolve_tracking_uri(tracking_uri or cfg.tracking.get("uri"), Path(cfg.paths.output_root))
     model, source = load_any_model(reference, uri)
@@ -42,3 +48,17 @@ def run_eval(
         tracker.log_metrics(metrics, step=0)
         log_per_example(tracker, evaluators, model)  # eval/<evaluator>.parquet, for compare --significance
     return metrics, eval_run_id
+
+
+def build_eval(cfg: Any, model: SentenceTransformer) -> tuple[list[Any], Any]:
+    """([evaluator on the eval split, on the test split or None], the data) from the composed config.
+
+    The evaluators embed with the model's prompts (saved with it, or model.prompts); data=multi too.
+    """
+
+    evaluators, data = eval_evaluators(cfg, model)
+    if evaluators[0] is None:
+        raise StembedError(
+            "evaluator=none: nothing to evaluate. Pick an evaluator, e.g. evaluator=similarity."
+        )
+    return evaluators, data

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from stembed.errors import StembedError
 from stembed.inference.outputs import check_writable_output
+from stembed.inference.references import load_any_model
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,6 +68,16 @@ def preprocess(model: SentenceTransformer, texts: list[str]) -> dict[str, Any]:
     """The model's input features (token ids, masks, offsets) for texts."""
     method = getattr(model, "preprocess", None) or model.tokenize  # tokenize: before sentence-transformers 6
     return method(texts)
+
+
+def export_model(
+    reference: str, tracking_uri: str | None, output: Path, fmt: str, opset: int, quantize: str | None
+) -> ExportReport:
+    """`stembed export MODEL`: any model stembed can load (stembed.inference.references), exported."""
+    if fmt not in FORMATS:
+        raise StembedError(f"--format {fmt}: not supported. Formats: {', '.join(FORMATS)}.")
+    model, _ = load_any_model(reference, tracking_uri)
+    return export_onnx(model, output, opset, quantize)
 
 
 def export_onnx(

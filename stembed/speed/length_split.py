@@ -21,7 +21,7 @@ import torch
 from sentence_transformers import SentenceTransformerTrainer
 from sentence_transformers.sentence_transformer import losses
 
-from stembed.components.losses import LossFamily, innermost_loss, loss_family
+from stembed.components.losses import innermost_loss, splits_by_length
 
 if TYPE_CHECKING:
     import torch
@@ -39,7 +39,7 @@ MAX_BLOCKS = 64  # batches larger than this are cut between blocks of rows, not 
 def splits_exactly(loss: nn.Module) -> bool:
     """Whether the loss is a plain mean of per-row terms, so a batch may be computed in weighted pieces."""
 
-    if loss is not innermost_loss(loss) or loss_family(loss) is not LossFamily.MEAN_OVER_ROWS:
+    if loss is not innermost_loss(loss) or not splits_by_length(loss):
         return False
     if isinstance(loss, losses.ContrastiveLoss):
         return bool(loss.size_average)

@@ -7,6 +7,9 @@ ends (stembed.scale.sweep), so the alias always names the sweep's winner.
 
 from __future__ import annotations
 
+import mlflow
+from mlflow.tracking import MlflowClient
+
 from stembed.errors import StembedError
 from stembed.tracking.store import retry_when_locked
 
@@ -32,25 +35,31 @@ def check_alias(alias: str | None, register_model: str | None) -> None:
 
 def set_alias(uri: str, name: str, alias: str, version: str) -> None:
     """Point models:/name@alias at this version (moving it from any other)."""
-    from mlflow.tracking import MlflowClient
 
     retry_when_locked(MlflowClient(tracking_uri=uri).set_registered_model_alias, name, alias, version)
 
 
 def register_run_model(uri: str, name: str, run_id: str, alias: str | None = None) -> str:
     """The version of `name` holding runs:/run_id/model (registered now if none does), aliased."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
     existing = [
         v for v in client.search_model_versions(f"name = '{name}'") if v.run_id == run_id
     ]  # SQL filters on run_id are not supported by every store; the list per name is short
-    if existing:
-        version = str(max(int(v.version) for v in existing))
-    else:
-        mlflow.set_tracking_uri(uri)
-        version = str(retry_when_locked(mlflow.register_model, f"runs:/{run_id}/model", name).version)
+    if not existing:
+        return register_model_version(uri, f"runs:/{run_id}/model", name, alias)
+    version = str(max(int(v.version) for v in existing))
+    if alias:
+        set_alias(uri, name, alias, version)
+    return version
+
+
+def register_model_version(uri: str, model_uri: str, name: str, alias: str | None = None) -> str:
+    """Register model_uri as a new version of name in the store at uri (retried while the store is
+    locked), and point models:/name@alias at it when alias is given; the version number."""
+
+    mlflow.set_tracking_uri(uri)  # mlflow.register_model writes to the global store
+    version = str(retry_when_locked(mlflow.register_model, model_uri, name).version)
     if alias:
         set_alias(uri, name, alias, version)
     return version

@@ -22,7 +22,7 @@ from stembed.internals import SavedModel, skip_mlflow_package_scan
 from stembed.tracking.lineage import dataset_inputs
 from stembed.tracking.model_logging import requirements, serving_arguments
 from stembed.tracking.redaction import mask_secret, redact, secret_values
-from stembed.tracking.registry import check_alias, set_alias
+from stembed.tracking.registry import check_alias, register_model_version
 from stembed.tracking.store import (
     check_server_reachable,
     check_sqlite_store,
@@ -318,10 +318,10 @@ class Tracker:
             )
             self.log_metrics({"stembed_log_model_seconds": time.perf_counter() - started}, step=0)
             if self.register_model:
-                version = retry_when_locked(mlflow.register_model, info.model_uri, self.register_model)
-                self.registered_version = str(version.version)
-                if self.alias and not in_sweep():  # a sweep aliases its best job when it ends
-                    set_alias(self.uri, self.register_model, self.alias, self.registered_version)
+                alias = None if in_sweep() else self.alias  # a sweep aliases its best job when it ends
+                self.registered_version = register_model_version(
+                    self.uri, info.model_uri, self.register_model, alias
+                )
         return f"runs:/{self.run_id}/model"
 
     def _log_text(self, text: str, artifact_file: str) -> None:
