@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
 
 from stembed.data.loading import read_table
 from stembed.errors import StembedError
@@ -31,9 +35,6 @@ def encode_file(
     and run it in ONNX Runtime.
     prompt_name: one of the model's saved prompts, as SentenceTransformer.encode(prompt_name=...) takes it.
     """
-    import tempfile
-
-    import numpy as np
 
     if prompt_name is not None and prompt_name not in model.prompts:
         saved = {name: text for name, text in model.prompts.items() if text}
@@ -73,8 +74,6 @@ def encode_file(
     if output.suffix == ".npy":
         np.save(output, embeddings)
     else:
-        import pandas as pd
-
         pd.DataFrame({column: texts, "embedding": list(embeddings)}).to_parquet(output)
     return embeddings.shape
 

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
+
 from stembed.errors import StembedError
 from stembed.inference.outputs import check_writable_output
 from stembed.inference.references import load_any_model
@@ -52,7 +55,6 @@ class ExportReport:
 
 def check_exporter() -> None:
     """Fail clearly if this torch no longer has the exporter (and arguments) stembed relies on."""
-    import torch
 
     parameters = inspect.signature(torch.onnx.export).parameters
     needed = {"dynamo", "dynamic_axes", "opset_version", "input_names", "output_names"}
@@ -115,7 +117,7 @@ def export_onnx(
 
 def quantize_int8(source: Path, target: Path) -> Path:
     """Dynamic int8 quantization of an fp32 ONNX model (onnxruntime), written to target."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # optional extra (stembed[onnx])
 
     # Per-channel weight scales: on all-MiniLM-L6-v2 the mean cosine to fp32 goes from 0.947 (per tensor)
     # to 0.986 on the sample sentences; the int8 weights stay one quarter of the fp32 size.
@@ -132,7 +134,6 @@ def run_session(session: Any, features: dict[str, Any]) -> np.ndarray:
 
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity of each row of a with the same row of b."""
-    import numpy as np
 
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
@@ -141,7 +142,7 @@ def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _onnxruntime() -> Any:
     try:
-        import onnxruntime
+        import onnxruntime  # optional extra (stembed[onnx])
     except ImportError as err:
         raise StembedError(
             "--format onnx needs onnx and onnxruntime: pip install 'stembed[onnx]' (make install has them)."
@@ -151,7 +152,6 @@ def _onnxruntime() -> Any:
 
 def _export_graph(model: SentenceTransformer, path: Path, opset: int) -> list[str]:
     """torch.onnx.export of token features -> sentence embedding; returns the graph's input names."""
-    import torch
 
     check_exporter()
     features = preprocess(model, SAMPLE_SENTENCES)
@@ -184,7 +184,6 @@ class _EmbeddingGraph:
     """Positional tensors in, sentence embeddings out (torch.onnx.export wants positional inputs)."""
 
     def __new__(cls, model: SentenceTransformer, names: list[str]):  # type: ignore[no-untyped-def]
-        import torch
 
         class Graph(torch.nn.Module):
             def __init__(self) -> None:

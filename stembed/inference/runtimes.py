@@ -19,6 +19,10 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer
+
 from stembed.components.model import embedding_dimension
 from stembed.errors import StembedError
 from stembed.inference.export import FP32_FILE, INT8_FILE, export_onnx, preprocess, quantize_int8, run_session
@@ -69,7 +73,6 @@ class OnnxEncoder:
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        import numpy as np
 
         if not texts:
             return np.zeros((0, embedding_dimension(self.model)), dtype=np.float32)
@@ -161,7 +164,6 @@ class TorchBf16(Runtime):
         (directory / BF16_DIR).rename(directory / MODEL_DIR)
 
     def load(self, directory: Path) -> Encoder:
-        import torch
 
         return TorchEncoder(shipped_model(directory).to(torch.bfloat16), self.name)
 
@@ -222,14 +224,12 @@ def backend_encoder(model: SentenceTransformer, backend: str, workdir: Path) -> 
 
 def shipped_model(directory: Path) -> SentenceTransformer:
     """The SentenceTransformer in a ship/ directory (the tokenizer's home for every runtime), on CPU."""
-    from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(directory / MODEL_DIR), device="cpu")
 
 
 def bf16_copy(model: SentenceTransformer) -> SentenceTransformer:
     """A bfloat16 copy of the model (half the weights' bytes); the caller's model stays float32."""
-    import torch
 
     return copy.deepcopy(model).to(torch.bfloat16)
 

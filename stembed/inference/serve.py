@@ -13,6 +13,9 @@ import re
 import sys
 from pathlib import Path
 
+import mlflow
+from mlflow.exceptions import MlflowException
+
 from stembed.errors import StembedError
 from stembed.tracking.store import resolve_tracking_uri
 
@@ -33,8 +36,6 @@ def model_uri(reference: str) -> str:
 
 def check_servable(uri: str, tracking_uri: str) -> None:
     """Fail with one paragraph if there is no MLflow model at uri (before the server starts)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(tracking_uri)
     try:

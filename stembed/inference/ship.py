@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from sentence_transformers import SentenceTransformer
 
 from stembed.components.evaluators import build_evaluators
 from stembed.components.instantiate import instantiate
@@ -30,9 +32,6 @@ from stembed.inference.ship_files import table_markdown
 from stembed.inference.shipped import ShippedModel, load_shipped
 from stembed.inference.variants import ShipResult
 from stembed.tracking.runs import client, get_run
-
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
 
 __all__ = ["ShipResult", "ShippedModel", "load_shipped", "run_evaluation", "ship", "table_markdown"]
 
@@ -126,7 +125,5 @@ def run_model(run: Any, uri: str) -> SentenceTransformer:
     """The run's model on CPU: from its local directory where that holds it, else from MLflow."""
     run_dir = run.data.tags.get("stembed.run_dir")
     if run_dir and (Path(run_dir) / "model" / "config_sentence_transformers.json").is_file():
-        from sentence_transformers import SentenceTransformer
-
         return SentenceTransformer(str(Path(run_dir) / "model"), device="cpu")
     return load_any_model(f"runs:/{run.info.run_id}/model", uri)[0].to("cpu")

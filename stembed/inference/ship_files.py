@@ -14,6 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from stembed.errors import StembedError
 from stembed.inference.runtimes import MODEL_DIR, RUNTIMES, Runtime
 from stembed.inference.variants import Row, ShipResult, Variant
@@ -83,7 +85,6 @@ def _mb(value: float) -> str:
 
 def write(result: ShipResult, run: Any, ranges_of: dict, max_drop: float, fingerprint: str) -> None:
     """table.csv, table.md, ship.json, and the table appended to the shipped model's card."""
-    import pandas as pd
 
     out = result.output
     records = [

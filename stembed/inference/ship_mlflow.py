@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import mlflow
+from mlflow.tracking import MlflowClient
+
 from stembed.inference.runtimes import MODEL_DIR
 from stembed.inference.shipped import load_shipped
 from stembed.inference.variants import ShipResult
@@ -16,7 +19,6 @@ from stembed.tracking.store import retry_when_locked
 
 def use_run_card(card: Path, run_id: str, uri: str) -> None:
     """The shipped model's card is the run's own (redacted, with its stembed section), not a new one."""
-    import mlflow
 
     mlflow.set_tracking_uri(uri)
     try:
@@ -27,7 +29,6 @@ def use_run_card(card: Path, run_id: str, uri: str) -> None:
 
 def log_to_run(result: ShipResult, run_id: str, uri: str) -> None:
     """ship/ as artifacts of the run, the choice as tags, the card with the table."""
-    from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
     retry_when_locked(client.log_artifacts, run_id, str(result.output), "ship")
@@ -47,7 +48,6 @@ class ShippedPyfunc:
     """An MLflow pyfunc model serving a shipped variant (registered with `--register`)."""
 
     def __new__(cls) -> Any:
-        import mlflow
 
         class Model(mlflow.pyfunc.PythonModel):
             def load_context(self, context: Any) -> None:
@@ -62,7 +62,6 @@ class ShippedPyfunc:
 
 def register_shipped(result: ShipResult, run_id: str, uri: str, name: str) -> str:
     """Log the shipped variant as a pyfunc model of the run and register it as a version of name."""
-    import mlflow
 
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(run_id=run_id):

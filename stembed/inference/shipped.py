@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from stembed.errors import StembedError
 from stembed.inference.runtimes import RUNTIMES, Encoder, as_texts
 from stembed.inference.ship_files import MANIFEST
@@ -28,7 +30,6 @@ class ShippedModel:
     """
 
     def __init__(self, directory: Path) -> None:
-        import numpy as np
 
         self.manifest = json.loads((directory / MANIFEST).read_text())
         variant = self.manifest["variant"]

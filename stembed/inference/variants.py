@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
+from sentence_transformers.quantization import quantize_embeddings
+
 from stembed.components.model import embedding_dimension
 from stembed.inference.runtimes import REFERENCE_RUNTIME, Encoder, as_texts
 
@@ -73,7 +77,6 @@ class ShipResult:
 
 def quantize(embeddings: np.ndarray, precision: str, ranges: np.ndarray | None) -> np.ndarray:
     """Embeddings as stored at this precision (float32, int8 values, or bits packed in uint8)."""
-    from sentence_transformers.quantization import quantize_embeddings
 
     if precision == "float32":
         return embeddings.astype("float32", copy=False)
@@ -84,7 +87,6 @@ def quantize(embeddings: np.ndarray, precision: str, ranges: np.ndarray | None) 
 
 def as_comparable(stored: np.ndarray, precision: str, dims: int) -> np.ndarray:
     """Stored embeddings as float32 vectors whose cosine is what the index compares (see module doc)."""
-    import numpy as np
 
     if precision.startswith("binary"):
         bits = np.unpackbits(stored.astype(np.uint8), axis=1)[:, :dims]
@@ -94,7 +96,6 @@ def as_comparable(stored: np.ndarray, precision: str, dims: int) -> np.ndarray:
 
 def int8_ranges(calibration: np.ndarray, dims: int) -> np.ndarray:
     """Per-dimension [min, max] of the calibration embeddings (the int8 buckets' span)."""
-    import numpy as np
 
     part = calibration[:, :dims]
     return np.stack([part.min(axis=0), part.max(axis=0)])
@@ -135,7 +136,6 @@ class VariantModel:
         return getattr(self._model, name)
 
     def full_embeddings(self, texts: list[str]) -> np.ndarray:
-        import numpy as np
 
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
@@ -160,8 +160,6 @@ class VariantModel:
         self, sentences: Any, stored_as: str, side: str | None, convert_to_tensor: bool, **kwargs: Any
     ) -> Any:
         """kwargs are SentenceTransformer.encode's; its `precision` is the evaluator's, not the variant's."""
-        import numpy as np
-        import torch
 
         single = isinstance(sentences, str)
         texts = as_texts([sentences] if single else sentences)
