@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stembed.errors import StembedError
+from stembed.spellings import current_spelling
 
 
 def conf_dir() -> Path:
@@ -26,6 +27,7 @@ def compose_train(overrides: list[str], on_error: str = "overrides {overrides}: 
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
+    overrides = [current_spelling(override) for override in overrides]  # deprecated keys, with a warning
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             return compose(config_name="train", overrides=overrides)

@@ -1,7 +1,8 @@
 """Every use of another library's private internals, in one place, with the versions it was checked on.
 
 Each is kept because its public alternative costs more than 2% of a run's wall time
-(`make bench-overhead`); tests/test_internals.py fails loudly when a new version moves one.
+(`make bench-overhead`), or because there is none (the Optuna sweeper's search-space parser);
+tests/test_internals.py fails loudly when a new version moves one.
 docs/development.md lists the outcome for every private API stembed used.
 """
 
@@ -21,6 +22,9 @@ CHECKED_PYTHON = ((3, 10), (3, 13))
 # MLflow's module -> package cache (mlflow.utils.requirements_utils) and the sentence-transformers
 # flavour calling `model.save(path)` once, checked on mlflow 3.0-3.17.
 CHECKED_MLFLOW = ((3, 0), (3, 17))
+# hydra-optuna-sweeper's parser of search-space overrides into Optuna distributions
+# (hydra_plugins.hydra_optuna_sweeper._impl.create_params_from_overrides), checked on 1.2-1.3.
+CHECKED_OPTUNA_SWEEPER = ((1, 2), (1, 3))
 
 
 def exit_without_teardown(code: int) -> None:
@@ -93,11 +97,27 @@ class SavedModel:
         (Path(path) / "README.md").write_text(self.redact(card), encoding="utf-8")
 
 
+def optuna_search_space(overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Parse sweep overrides (`KEY=tag(log, interval(1e-5, 1e-3))`) exactly as the Optuna sweeper will:
+    ({key: Optuna distribution}, {key: fixed value}). A range Optuna rejects (inverted, or <= 0 on a log
+    scale) raises its ValueError (or the sweeper's AssertionError/NotImplementedError).
+
+    The plugin has no public parser: its sweeper parses the search space only once the sweep has
+    started, after the parent run is open. Public alternative: re-implement the parser with Hydra's
+    `OverridesParser` and `optuna.distributions`, about 50 lines that would drift from the sweeper's.
+    """
+    # Local: the plugin imports Optuna, which only a sweep needs (`stembed --help` stays light).
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    return create_params_from_overrides(overrides)
+
+
 def internals_present() -> dict[str, Any]:
     """Whether each internal still exists (for tests/test_internals.py)."""
     import inspect
 
     import mlflow.sentence_transformers
+    from hydra_plugins.hydra_optuna_sweeper import _impl as optuna_sweeper
     from mlflow.utils import requirements_utils
 
     flavour_save = inspect.getsource(mlflow.sentence_transformers.save_model)
@@ -106,4 +126,7 @@ def internals_present() -> dict[str, Any]:
         "threading._shutdown": callable(getattr(threading, "_shutdown", None)),
         "atexit._run_exitfuncs": callable(getattr(atexit, "_run_exitfuncs", None)),
         "requirements_utils._MODULES_TO_PACKAGES": hasattr(requirements_utils, "_MODULES_TO_PACKAGES"),
+        "hydra_optuna_sweeper._impl.create_params_from_overrides": callable(
+            getattr(optuna_sweeper, "create_params_from_overrides", None)
+        ),
     }

@@ -52,7 +52,11 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         [*BASE, "loss=mnrl", "speed=split_by_length"],
         ["speed.batches=split_by_length", "MultipleNegativesRankingLoss", "speed=group_by_length"],
     ),
-    "fp16_and_bf16": ([*BASE, "trainer.bf16=true", "trainer.fp16=true"], ["trainer.bf16=true", "pick one"]),
+    "fp16_and_bf16": ([*BASE, "speed.bf16=true", "trainer.fp16=true"], ["speed.bf16=true", "pick one"]),
+    "fp16_and_bf16_old_spelling": (  # deprecated, rewritten to speed.bf16 with a warning
+        [*BASE, "trainer.bf16=true", "trainer.fp16=true"],
+        ["speed.bf16=true", "pick one"],
+    ),
     "best_model_without_eval": (
         [*BASE, "trainer.load_best_model_at_end=true"],
         ["load_best_model_at_end=true", "trainer.eval_strategy=epoch"],
@@ -66,9 +70,22 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["loss._target_=no.such.Loss", "does not import"],
     ),
     "evaluator_target_does_not_import": (
-        [*BASE, "evaluator._target_=no.such.Evaluator"],
-        ["evaluator._target_=no.such.Evaluator", "does not import"],
+        [*BASE, "evaluator.call._target_=no.such.Evaluator"],
+        ["evaluator.call._target_=no.such.Evaluator", "does not import"],
     ),
+    "evaluator_target_old_spelling": (  # deprecated, rewritten to evaluator.call._target_ with a warning
+        [*BASE, "evaluator._target_=no.such.Evaluator"],
+        ["evaluator.call._target_=no.such.Evaluator", "does not import"],
+    ),
+    "unknown_evaluator_argument": (
+        [*BASE, "+evaluator.call.nmae=x"],
+        ["evaluator.call.nmae", "not an argument of", "EmbeddingSimilarityEvaluator"],
+    ),
+    "evaluator_named_in_call": (
+        [*BASE, "+evaluator.call.name=x"],
+        ["evaluator.call.name=x", "evaluator.name"],
+    ),
+    "unknown_builder_argument": ([*BASE, "+model.call.dim=3"], ["model.call.dim", "tiny_static_model"]),
     "unknown_loss_argument": ([*BASE, "+loss.temperature=0.5"], ["loss.temperature", "not an argument"]),
     "missing_data_file": ([*PAIRS, "data.source=missing.csv"], ["data.source=missing.csv", "no such file"]),
     "hub_dataset_offline": (
@@ -99,7 +116,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "evaluator_without_eval_split": (
         [*PAIRS, "data.source=ok.csv", "data.eval_fraction=null"],
-        ["evaluator._target_", "no eval split", "evaluator=none"],
+        ["evaluator.call._target_", "no eval split", "evaluator=none"],
     ),
     "strict_sanity_check": (
         [*PAIRS, "data.source=all_positive.csv", "strict=true"],

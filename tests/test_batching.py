@@ -80,7 +80,7 @@ def test_token_lengths_follow_the_tokenizer_and_its_truncation() -> None:
         ("auto", {}, True, {"bf16": True, "use_cpu": True}),
         ("auto", {"fp16": True}, True, {"fp16": True}),
         (True, {}, False, {"bf16": True}),
-        ("auto", {"bf16": False}, True, {"bf16": False}),  # set in the trainer group: the user's choice
+        (False, {}, True, {"bf16": False}),  # speed.bf16 is the one place (trainer.bf16 is moved there)
     ],
 )
 def test_bf16_auto_only_where_the_cpu_has_it(monkeypatch, speed_bf16, values, native, expected) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from importlib.metadata import version
 
+import pytest
+
 from stembed import internals
 
 
@@ -26,6 +28,25 @@ def test_versions_are_the_checked_ones() -> None:
     assert low <= sys.version_info[:2] <= high, "re-check threading._shutdown / atexit._run_exitfuncs"
     low, high = internals.CHECKED_MLFLOW
     assert low <= _major_minor(version("mlflow")) <= high, "re-check requirements_utils._MODULES_TO_PACKAGES"
+    low, high = internals.CHECKED_OPTUNA_SWEEPER
+    checked = _major_minor(version("hydra-optuna-sweeper"))
+    assert low <= checked <= high, "re-check hydra_optuna_sweeper._impl.create_params_from_overrides"
+
+
+def test_optuna_search_space_parsed_as_the_sweeper_does() -> None:
+    """What stembed.scale.sweep.check_search_space relies on: ranges become distributions, plain
+    values stay fixed, and a range Optuna rejects raises before the sweep starts."""
+    space, fixed = internals.optuna_search_space(
+        ["lr=tag(log, interval(1e-5, 1e-3))", "batch=choice(8, 16)", "warmup=interval(0.0, 0.2)", "seed=3"]
+    )
+    assert sorted(space) == ["batch", "lr", "warmup"] and fixed == {"seed": "3"}
+    lr = space["lr"]
+    assert (lr.low, lr.high) == (1e-5, 1e-3)
+    assert getattr(lr, "log", "Log" in type(lr).__name__)  # optuna 2: LogUniform..., 3: Float...(log=True)
+    assert space["batch"].choices == (8, 16)
+    for rejected in ("lr=interval(1e-3, 1e-5)", "lr=tag(log, interval(0.0, 1e-3))"):
+        with pytest.raises((ValueError, AssertionError)):
+            internals.optuna_search_space([rejected])
 
 
 def test_package_scan_skipped_only_before_mlflow_fills_its_cache() -> None:

@@ -38,6 +38,8 @@ def test_mining_logs_metrics_and_a_second_run_reuses_the_cache(tmp_path: Path) -
         ["mine", "-o", "m.parquet", "--no-log", *MINING[:-1], "mining.relative_margin=0.2"], tmp_path
     )
     assert changed.returncode == 0, changed.stderr[-3000:]
+    assert "mining.relative_margin=0.2 is deprecated" in changed.stderr  # the first release's spelling
+    assert "use mining.call.relative_margin=0.2" in changed.stderr
     assert "mining: cache miss" in changed.stderr and "mined in" in changed.stdout
 
     runs = _metrics_by_run(tmp_path)
@@ -63,7 +65,10 @@ def test_mining_logs_metrics_and_a_second_run_reuses_the_cache(tmp_path: Path) -
     assert (
         key in second.stderr and (tmp_path / "outputs" / "cache" / "mining" / key / "mined.parquet").is_file()
     )
-    assert mined.params["mining.relative_margin"] == "0.05" and mined.params["mining.num_negatives"] == "1"
+    assert (
+        mined.params["mining.call.relative_margin"] == "0.05"
+        and mined.params["mining.call.num_negatives"] == "1"
+    )
     # MNRL reads (anchor, positive, negative) rows; a sample of them is an artifact of the run
     mlflow.set_tracking_uri(store_uri(tmp_path))
     sample = json.loads(mlflow.artifacts.load_text(f"runs:/{runs[0].info.run_id}/mining/sample.json"))
@@ -77,7 +82,7 @@ def test_mining_logs_metrics_and_a_second_run_reuses_the_cache(tmp_path: Path) -
 def test_mine_command_label_names_get_the_closest_wrong_category(tmp_path: Path) -> None:
     """it_tickets (ticket <-> category name, cosine loss): mined rows are (ticket, wrong category, 0)."""
     write_fixtures(tmp_path / "data")
-    args = ["+experiment=it_tickets", "datasets=local", "model=tiny", "mining.relative_margin=null"]
+    args = ["+experiment=it_tickets", "datasets=local", "model=tiny", "mining.call.relative_margin=null"]
     result = run_stembed(["mine", "-o", "mined.parquet", "--no-log", *args], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "written to mined.parquet" in result.stdout and not (tmp_path / "outputs" / "mlflow.db").exists()
@@ -124,9 +129,9 @@ def test_faiss_and_exact_search_mine_the_same_negatives(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_mining_config_errors_name_the_key(tmp_path: Path) -> None:
-    bad = run_stembed(["train", *MINING, "+mining.num_negativs=2"], tmp_path)
+    bad = run_stembed(["train", *MINING, "+mining.call.num_negativs=2"], tmp_path)
     assert bad.returncode == 2
-    assert "mining.num_negativs=2" in bad.stderr and "num_negatives" in bad.stderr
+    assert "mining.call.num_negativs" in bad.stderr and "num_negatives" in bad.stderr
     wrong = run_stembed(["train", *MINING, "mining.output_format=labeled-pair"], tmp_path)
     assert wrong.returncode == 2 and "MultipleNegativesRankingLoss reads triplet or n-tuple" in wrong.stderr
     assert "Traceback" not in bad.stderr + wrong.stderr
@@ -235,7 +240,7 @@ def test_mining_works_with_every_in_batch_and_label_name_preset(tmp_path: Path) 
     presets = ["banking77", "customer_support_mnrl", "ifixit", "recsys", "it_tickets", "support_multi"]
     args = ["-m", f"+experiment={','.join(presets)}", "datasets=local", "model=tiny", "trainer=smoke"]
     # the tiny model is random: without a margin every anchor finds a negative
-    args += ["tracking.log_model=false", "mining=hard_negatives", "mining.relative_margin=null"]
+    args += ["tracking.log_model=false", "mining=hard_negatives", "mining.call.relative_margin=null"]
     result = run_stembed(["train", *args], tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     runs = {r.data.tags["stembed.task"]: r for r in job_runs(store_uri(tmp_path))}

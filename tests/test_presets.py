@@ -49,9 +49,16 @@ def test_presets_carry_the_reference_hyperparameters(name: str) -> None:
     # speed.batch_sampler=auto (the default) is the plain sampler for losses that read labels.
     in_batch = loss in ("MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss")
     auto = "no_duplicates" if in_batch else "batch_sampler"
-    chosen = cfg.trainer.get("batch_sampler", cfg.speed.batch_sampler)
-    assert chosen in (sampler, "auto" if auto == sampler else sampler)
+    assert cfg.speed.batch_sampler in (sampler, "auto" if auto == sampler else sampler)
     assert cfg.task_name == name and cfg.model.name_or_path == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_set_bf16_and_the_sampler_in_the_speed_group_only(name: str) -> None:
+    """trainer.bf16 / trainer.batch_sampler are deprecated spellings: no preset uses them."""
+    cfg = compose_preset(name)
+    assert "bf16" not in cfg.trainer and "batch_sampler" not in cfg.trainer
+    assert cfg.speed.bf16 == "auto"  # no preset forces a precision
 
 
 def test_presets_point_at_public_sources() -> None:

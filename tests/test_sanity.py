@@ -45,10 +45,10 @@ def test_mnrl_repeated_texts_warn_unless_the_no_duplicates_sampler_is_used(tmp_p
     rows = [f"question {i % 10} about billing,answer {i} about invoices,1.0" for i in range(40)]
     _write(tmp_path / "pairs.csv", rows)
     mnrl = [*PAIRS, "loss=mnrl"]
-    result = run_stembed(["train", *mnrl, "trainer.batch_sampler=batch_sampler"], tmp_path)
+    result = run_stembed(["train", *mnrl, "speed.batch_sampler=batch_sampler"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "[repeated_texts]" in result.stderr and "trainer.batch_sampler=no_duplicates" in result.stderr
-    result = run_stembed(["train", *mnrl], tmp_path)  # trainer.batch_sampler=auto, the default
+    assert "[repeated_texts]" in result.stderr and "speed.batch_sampler=no_duplicates" in result.stderr
+    result = run_stembed(["train", *mnrl], tmp_path)  # speed.batch_sampler=auto, the default
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[repeated_texts]" not in result.stderr
     by_sampler = {r.data.tags["stembed.batch_sampler"]: r for r in all_runs(store_uri(tmp_path))}

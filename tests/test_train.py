@@ -22,7 +22,7 @@ def test_run_is_logged_to_mlflow(tiny_run: tuple[Path, subprocess.CompletedProce
 
     params = run.data.params
     assert params["trainer.learning_rate"] == "0.5"
-    assert params["model._target_"] == "stembed.components.model.tiny_static_model"
+    assert params["model.call._target_"] == "stembed.components.model.tiny_static_model"
     assert params["data.name"] == "stembed demo support pairs"
     assert params["data_stats.train_pairs"] == "480"
     assert not any(key.startswith("hydra") for key in params)

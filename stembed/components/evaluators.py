@@ -1,8 +1,14 @@
-"""Build the configured evaluator from eval data; helpers that turn columns into evaluator arguments."""
+"""Build the configured evaluator from eval data; helpers that turn columns into evaluator arguments.
+
+The `evaluator` group: stembed's own keys at the top (name, test_name, inputs) and the evaluator
+class with only its own arguments under `call`.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from omegaconf import OmegaConf
 
 from stembed.components.instantiate import evaluator_disabled, instantiate
 from stembed.components.per_example import recording
@@ -60,36 +66,44 @@ def _check_columns(dataset: Dataset, wanted: Any) -> None:
 
 
 def build_evaluator(cfg: Any, eval_dataset: Dataset | None, test: bool = False) -> BaseEvaluator | None:
-    """Instantiate `evaluator` with arguments computed from the eval data by `evaluator.inputs`.
+    """Instantiate `evaluator.call` with `name` and the arguments `evaluator.inputs` computes from the data.
 
-    With test=True the evaluator is named `evaluator.test_name` (default "test").
+    The group's top level is stembed's (name, test_name, inputs); `call` is the evaluator class with
+    only its own arguments. With test=True the evaluator is named `evaluator.test_name` (default "test").
     """
-    if evaluator_disabled(cfg):
+    call = cfg.get("call") if cfg else None
+    if call is None and cfg and cfg.get("_target_"):  # a config file of the first release
+        raise StembedError(
+            f"evaluator._target_={cfg.get('_target_')}: the evaluator class and its own arguments now go "
+            "under evaluator.call (evaluator.call._target_=...); evaluator.name, test_name and inputs stay."
+        )
+    if evaluator_disabled(call):
         return None
     if eval_dataset is None:
         raise StembedError(
-            f"evaluator._target_={cfg.get('_target_')}: the data has no eval split. Set data.eval_fraction, "
-            "data.eval_split or data.eval_source, or use evaluator=none."
+            f"evaluator.call._target_={call.get('_target_')}: the data has no eval split. Set "
+            "data.eval_fraction, data.eval_split or data.eval_source, or use evaluator=none."
         )
-    from omegaconf import OmegaConf
-
-    spec = OmegaConf.to_container(cfg, resolve=True)
-    inputs_cfg = spec.pop("inputs", None)
-    test_name = spec.pop("test_name", None) or "test"
-    if test:
-        spec["name"] = test_name
+    group = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    spec, inputs_cfg = group["call"], group.get("inputs")
+    name = (group.get("test_name") or "test") if test else group.get("name")
     # Runtime objects (datasets, lists, sets) are passed at the call site, never through the config.
     arguments = (
         instantiate(inputs_cfg, "evaluator.inputs", _partial_=True)(eval_dataset) if inputs_cfg else {}
     )
-    factory = instantiate(spec, "evaluator", _partial_=True)
+    if "name" in spec:
+        raise StembedError(
+            f"evaluator.call.name={spec['name']}: stembed names the evaluator itself; set evaluator.name "
+            "(and evaluator.test_name for the test split) instead."
+        )
+    factory = instantiate(spec, "evaluator.call", _partial_=True)
     _check_binary_labels(spec.get("_target_"), arguments.get("labels"))
     try:
-        return factory(**arguments)
+        return factory(**arguments, **({"name": str(name)} if name is not None else {}))
     except (TypeError, ValueError, AssertionError) as err:
         raise StembedError(
-            f"evaluator._target_={spec.get('_target_')}: could not build it ({err}). Check the evaluator.* "
-            "keys and evaluator.inputs against the evaluator's arguments."
+            f"evaluator.call._target_={spec.get('_target_')}: could not build it ({err}). Check the "
+            "evaluator.call.* keys and evaluator.inputs against the evaluator's arguments."
         ) from err
 
 

@@ -35,7 +35,12 @@ class LoadedModel:
 
 
 def load_model(cfg: Any) -> LoadedModel:
-    """Load `model.name_or_path` (or build `model._target_`); apply max_seq_length and model.prompts."""
+    """Load `model.name_or_path` (or build `model.call`); apply max_seq_length and model.prompts.
+
+    The `model` group's top level is stembed's (name_or_path, max_seq_length, revision,
+    trust_remote_code, config_kwargs, prompts, prompt_columns); `call`, when set, is a builder with
+    only its own arguments (model=tiny).
+    """
 
     prompts, _ = configured(cfg)
     loaded = _load(cfg)
@@ -44,13 +49,14 @@ def load_model(cfg: Any) -> LoadedModel:
 
 
 def _load(cfg: Any) -> LoadedModel:
-    if cfg.get("_target_"):
-        from omegaconf import OmegaConf
-
-        from stembed.components.prompts import STEMBED_MODEL_KEYS
-
-        builder = {k: v for k, v in cfg.items() if k not in STEMBED_MODEL_KEYS}
-        return LoadedModel(instantiate(OmegaConf.create(builder), "model"), f"built:{cfg._target_}", None)
+    call = cfg.get("call")
+    if call is not None and call.get("_target_"):
+        return LoadedModel(instantiate(call, "model.call"), f"built:{call.get('_target_')}", None)
+    if cfg.get("_target_"):  # a config file of the first release
+        raise StembedError(
+            f"model._target_={cfg._target_}: a model builder and its own arguments now go under model.call "
+            "(model.call._target_=...); model.prompts, prompt_columns and max_seq_length stay."
+        )
     loaded = _load_pretrained(
         str(cfg.name_or_path),
         cfg.get("revision"),

@@ -5,7 +5,8 @@ agree: the model's own `prompts` (saved in its config, so `SentenceTransformer(p
 prompt_name="query")` works after loading), the trainer's `prompts` (column -> text), the mining
 query/corpus prompts and the evaluators' query/corpus prompts.
 
-`model.prompt_columns` maps a column to a prompt name. Unset (null), the first text column takes
+`model.prompt_columns` maps a column to a prompt name; both are stembed's own keys of the `model`
+group (a builder's own arguments go under `model.call`). Unset (null), the first text column takes
 the `query` prompt and every other text column the `document` prompt (the retrieval convention);
 hard-negative columns always take the prompt of the second column.
 """
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 QUERY, DOCUMENT = "query", "document"
-STEMBED_MODEL_KEYS = ("prompts", "prompt_columns")  # model.* keys stembed reads; not builder arguments
 
 
 def configured(model_cfg: Any) -> tuple[dict[str, str], dict[str, str] | None]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stembed.components.losses import innermost_loss, loss_kind, uses_in_batch_negatives
+from stembed.components.losses import innermost_loss, loss_kind
 from stembed.components.model import load_model
 from stembed.data.loading import _hash_frame, text_columns
 from stembed.errors import StembedError, did_you_mean
@@ -30,12 +30,12 @@ if TYPE_CHECKING:
     from torch import nn
 
 FORMATS = ("triplet", "n-tuple", "labeled-pair")
-STEMBED_KEYS = ("_target_", "_partial_", "model", "output_format", "keep_pairs")
-# Arguments stembed passes itself: the data, the model, the columns, the prompts, the output shape.
+# Arguments of the miner that stembed passes itself: the data, the model (mining.model), the columns,
+# the prompts, the output shape (mining.output_format) and the search (mining.use_faiss).
 PASSED_BY_STEMBED = (
     "dataset", "model", "anchor_column_name", "positive_column_name", "corpus", "query_prompt",
     "query_prompt_name", "corpus_prompt", "corpus_prompt_name", "output_format", "output_scores",
-    "verbose", "cache_folder", "as_triplets", "margin", "include_positives",
+    "verbose", "cache_folder", "as_triplets", "margin", "include_positives", "use_faiss",
 )  # fmt: skip
 SAMPLE_ROWS = 20
 CACHE_VERSION = 1  # bump when the cached files change shape
@@ -65,8 +65,15 @@ class MiningResult:
 
 
 def mining_enabled(cfg: Any) -> bool:
-    """mining=none is an empty group or `_target_: null`."""
-    return bool(cfg) and bool(cfg.get("_target_"))
+    """mining=none is an empty group or `call._target_: null`."""
+    call = cfg.get("call") if cfg else None
+    if call is None and cfg and cfg.get("_target_"):  # a config file of the first release
+        raise StembedError(
+            f"mining._target_={cfg.get('_target_')}: the miner and its own arguments now go under "
+            "mining.call (mining.call._target_=..., mining.call.num_negatives=...); mining.model, "
+            "output_format, keep_pairs and use_faiss stay."
+        )
+    return bool(call) and bool(call.get("_target_"))
 
 
 def mine_if_configured(
@@ -104,10 +111,10 @@ def mine_if_configured(
     if len(result.dataset) == 0:
         raise StembedError(
             f"mining=hard_negatives: no anchor of {len(pairs)} got {spec.get('num_negatives', 3)} hard "
-            f"negative(s) with mining.relative_margin={spec.get('relative_margin')}, "
-            f"mining.max_score={spec.get('max_score')}, mining.range_max={spec.get('range_max')}, so "
-            "nothing is left to train on. Relax the margins, raise mining.range_max, lower "
-            "mining.num_negatives, or mine with a stronger model (mining.model=...)."
+            f"negative(s) with mining.call.relative_margin={spec.get('relative_margin')}, "
+            f"mining.call.max_score={spec.get('max_score')}, mining.call.range_max={spec.get('range_max')}, "
+            "so nothing is left to train on. Relax the margins, raise mining.call.range_max, lower "
+            "mining.call.num_negatives, or mine with a stronger model (mining.model=...)."
         )
     _warn_if_sparse(result, len(train))
     result.tags = {
@@ -125,32 +132,39 @@ def _warn_if_sparse(result: MiningResult, rows_before: int) -> None:
         print(
             f"stembed: warning: [mining] {missing:.0f} of {anchors:.0f} anchors got no hard negative "
             f"({result.output_format}: {rows_before} training rows became {len(result.dataset)}). Relax "
-            "mining.relative_margin / mining.max_score, raise mining.range_max, or mine with a stronger "
-            "model (mining.model=...).",
+            "mining.call.relative_margin / mining.call.max_score, raise mining.call.range_max, or mine "
+            "with a stronger model (mining.model=...).",
             file=sys.stderr,
         )
 
 
 def _spec(cfg: Any, loss: nn.Module) -> tuple[dict[str, Any], str, bool]:
-    """(the miner's own arguments, resolved output format, keep_pairs), every key checked."""
+    """(the miner's arguments, resolved output format, keep_pairs), every key checked.
+
+    The group's top level is stembed's (model, output_format, keep_pairs, use_faiss); `mining.call` is
+    the miner with only its own arguments.
+    """
     from omegaconf import OmegaConf
     from sentence_transformers.util import mine_hard_negatives
 
     values = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
-    spec = {k: v for k, v in values.items() if k not in STEMBED_KEYS}
+    # Hydra's own keys (_target_, _partial_) are not arguments.
+    spec = {k: v for k, v in values["call"].items() if not k.startswith("_")}
     accepted = set(inspect.signature(mine_hard_negatives).parameters) - set(PASSED_BY_STEMBED)
     for key, value in spec.items():
         if key in PASSED_BY_STEMBED:
+            own = f" Set mining.{key} instead." if key in ("model", "output_format", "use_faiss") else ""
             raise StembedError(
-                f"mining.{key}={value}: stembed sets this argument of mine_hard_negatives itself (from the "
-                "data, the model and model.prompts). Remove it."
+                f"mining.call.{key}={value}: stembed sets this argument of mine_hard_negatives itself (from "
+                f"the data, the mining model, model.prompts and the loss). Remove it.{own}"
             )
         if key not in accepted:
             raise StembedError(
-                f"mining.{key}={value}: not an argument of sentence_transformers.util.mine_hard_negatives."
-                f"{did_you_mean(key, accepted)} Arguments: {', '.join(sorted(accepted))}."
+                f"mining.call.{key}={value}: not an argument of "
+                f"sentence_transformers.util.mine_hard_negatives.{did_you_mean(key, accepted)} "
+                f"Arguments: {', '.join(sorted(accepted))}."
             )
-    spec["use_faiss"] = _use_faiss(spec.get("use_faiss", "auto"))
+    spec["use_faiss"] = _use_faiss(values.get("use_faiss", "auto"))
     keep_pairs = bool(values.get("keep_pairs", True))
     return spec, output_format_for(str(values.get("output_format") or "auto"), loss), keep_pairs
 
@@ -177,9 +191,10 @@ def output_format_for(requested: str, loss: nn.Module) -> str:
 
     name = type(innermost_loss(loss)).__name__
     kind = loss_kind(loss)
-    labelled = kind is not None and not uses_in_batch_negatives(loss) and kind.text_pairs
+    mined_format = kind.family.traits.mined_format if kind is not None and kind.text_pairs else "triplet"
+    labelled = mined_format == "labeled-pair"
     if requested == "auto":
-        return "n-tuple" if uses_in_batch_negatives(loss) else "labeled-pair" if labelled else "triplet"
+        return mined_format
     if requested not in FORMATS:
         raise StembedError(
             f"mining.output_format={requested}: must be auto or one of {', '.join(FORMATS)}."
@@ -325,8 +340,8 @@ def _mine(
         )  # fmt: skip
     except (ValueError, ImportError) as err:
         raise StembedError(
-            f"mining: mine_hard_negatives refused the settings ({err}). Adjust mining.num_negatives, "
-            "mining.range_min/range_max or the margins."
+            f"mining: mine_hard_negatives refused the settings ({err}). Adjust mining.call.num_negatives, "
+            "mining.call.range_min/range_max or the margins."
         ) from err
     frame = mined.to_pandas()
     anchors = pairs.unique(anchor)

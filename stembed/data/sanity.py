@@ -83,8 +83,8 @@ def _repeated_texts(train: Dataset, no_duplicates_sampler: bool) -> Finding | No
         "repeated_texts",
         repeated,
         f"{repeated} training rows repeat a text that appears in another row: in the same batch these "
-        "become false negatives for an in-batch-negative loss. Use trainer.batch_sampler=no_duplicates "
-        "(the default, trainer.batch_sampler=auto, picks it for these losses).",
+        "become false negatives for an in-batch-negative loss. Use speed.batch_sampler=no_duplicates "
+        "(the default, speed.batch_sampler=auto, picks it for these losses).",
     )
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, NoReturn
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from omegaconf import OmegaConf, open_dict
 
 from stembed.config import conf_dir
 from stembed.errors import EXIT_INTERRUPTED, EXIT_USAGE, StembedError, debug_requested
@@ -23,18 +24,20 @@ from stembed.scale.distributed import hydra_args
 from stembed.scale.resume import GracefulStop, resume_arguments, resume_id
 from stembed.scale.run_dir import guarded_run_dir
 from stembed.scale.sweep import run_job
+from stembed.spellings import (
+    CALL,
+    GROUP_KEYS,
+    MOVED_TO_SPEED,
+    SPEED_REASON,
+    call_key,
+    call_reason,
+    current_spelling,
+    warn_deprecated,
+)
 from stembed.tracking.redaction import redact_console, secret_values
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
-
-# Spellings of the first release, when stembed's own choices hid inside library fields (deprecated).
-MOVED_TO_SPEED = {
-    "trainer.train_sampling_strategy": "speed.batches",
-    "trainer.bf16=auto": "speed.bf16",
-    "trainer.batch_sampler=auto": "speed.batch_sampler",
-}
-LIBRARY_FIELDS_ADDED = ("trainer.bf16", "trainer.batch_sampler")  # no longer listed in the trainer group
 
 
 def run_hydra(args: list[str]) -> None:
@@ -48,26 +51,29 @@ def run_hydra(args: list[str]) -> None:
             args = resume_arguments(run_id, args)
         except StembedError as err:
             exit_with(err)
-    args = [_current_spelling(arg) for arg in args]
+    args = [current_spelling(arg) for arg in args]
     hydra_errors.check_command_line(args)
     sys.argv = ["stembed-train", *hydra_args(args)]  # under torchrun: one run directory for all ranks
     hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(job)()
 
 
-def _current_spelling(arg: str) -> str:
-    """Rewrite a deprecated override to its `speed` group spelling (with a warning); others pass through."""
-    key, sep, value = arg.partition("=")
-    if not sep or key.startswith(("+", "~")):
-        return arg
-    new_key = MOVED_TO_SPEED.get(key) or MOVED_TO_SPEED.get(f"{key}={value}")
-    if new_key:
-        print(
-            f"stembed: warning: {arg} is deprecated and will stop working in the next release; "
-            f"use {new_key}={value} (the speed group holds stembed's own speed choices).",
-            file=sys.stderr,
-        )
-        return f"{new_key}={value}"
-    return f"++{arg}" if key in LIBRARY_FIELDS_ADDED else arg  # a library field: set it in the trainer
+def _current_config(cfg: DictConfig) -> None:
+    """The same rewrites in a composed config (a user's own config file), each with a warning."""
+    with open_dict(cfg):
+        for old, new in MOVED_TO_SPEED.items():
+            trainer_key, speed_key = old.partition(".")[2], new.partition(".")[2]
+            if trainer_key in cfg.trainer:
+                value = cfg.trainer.pop(trainer_key)
+                cfg.speed[speed_key] = value  # the trainer's value won over the speed group's before
+                warn_deprecated(f"{old}: {value}", f"{new}: {value}", SPEED_REASON)
+        for group in GROUP_KEYS:
+            node = cfg.get(group)
+            for key in [k for k in node or {} if call_key(f"{group}.{k}") is not None]:
+                if node.get(CALL) is None:
+                    node[CALL] = {}
+                node[CALL][key] = OmegaConf.to_container(node, resolve=False)[key]  # interpolations stay
+                del node[key]
+                warn_deprecated(f"{group}.{key}", f"{group}.{CALL}.{key}", call_reason(group))
 
 
 def job(cfg: DictConfig) -> float | None:
@@ -77,6 +83,7 @@ def job(cfg: DictConfig) -> float | None:
         decide_offline()  # before the recipe imports the hub libraries (a sweep worker decides too)
         # Lock, no overwriting an earlier run's model, credentials scrubbed from console and run directory.
         with guarded_run_dir(cfg) as secrets:
+            _current_config(cfg)  # a user's own config file in the first release's spellings
             check_config(cfg, multirun=HydraConfig.get().mode == RunMode.MULTIRUN)  # fails fast, no torch
             # Local: the recipe imports the hub libraries, which read HF_HUB_OFFLINE once (decided above).
             from stembed.recipe.train import train

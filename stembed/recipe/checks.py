@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from stembed.components.instantiate import evaluator_disabled
 from stembed.errors import StembedError
-from stembed.recipe.configs import target_problems
+from stembed.recipe.configs import CALL, target_problems
 from stembed.speed import BATCHES
 
 
@@ -25,11 +23,10 @@ def check_config(cfg: Any, multirun: bool) -> None:
             f"speed.batches={cfg.speed.batches}: stembed knows {', '.join(BATCHES)}. auto picks "
             "split_by_length or group_by_length for the loss; random keeps the library's batches as they are."
         )
-    bf16_key = "trainer.bf16" if "bf16" in trainer else "speed.bf16"
-    if OmegaConf.select(cfg, bf16_key) is True and trainer.get("fp16"):
+    if cfg.speed.get("bf16") is True and trainer.get("fp16"):
         raise StembedError(
-            f"{bf16_key}=true and trainer.fp16=true: pick one mixed-precision mode "
-            f"({bf16_key}=true on CPUs and GPUs that support it, else trainer.fp16=true on GPUs)."
+            "speed.bf16=true and trainer.fp16=true: pick one mixed-precision mode "
+            "(speed.bf16=true on CPUs and GPUs that support it, else trainer.fp16=true on GPUs)."
         )
     if trainer.get("load_best_model_at_end") and str(trainer.get("eval_strategy")) == "no":
         raise StembedError(
@@ -37,7 +34,7 @@ def check_config(cfg: Any, multirun: bool) -> None:
             "pick the best model by. Set trainer.eval_strategy=epoch (or steps), or drop "
             "load_best_model_at_end."
         )
-    if cfg.get("optimized_metric") and evaluator_disabled(cfg.get("evaluator")):
+    if cfg.get("optimized_metric") and evaluator_disabled((cfg.get("evaluator") or {}).get(CALL)):
         raise StembedError(
             f"optimized_metric={cfg.optimized_metric} with evaluator=none: no evaluator reports it. "
             "Pick an evaluator (evaluator=similarity|binary|retrieval|label_retrieval) or drop "

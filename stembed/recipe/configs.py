@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stembed.components.prompts import STEMBED_MODEL_KEYS
 from stembed.config import compose_train, conf_dir
 from stembed.errors import StembedError, did_you_mean
+from stembed.spellings import CALL, CALLED, GROUP_KEYS
 
 HIDDEN_GROUPS = {"hydra"}
 
@@ -67,15 +67,39 @@ def _problems(cfg: Any) -> list[str]:
 
 
 def target_problems(cfg: Any) -> list[str]:
-    """Targets of loss, evaluator, data and model that do not import or get keys they do not take."""
+    """Targets of loss, data and the model, evaluator and mining calls that do not import or get keys
+    they do not take; keys at the top of the model, evaluator and mining groups that stembed does not read."""
     from omegaconf import OmegaConf
 
     problems = []
-    for group in ("loss", "evaluator", "data", "model"):
+    for group in ("loss", "data", *GROUP_KEYS):
         node = cfg.get(group)
-        if node and node.get("_target_"):
-            problems += _target_problems(group, OmegaConf.to_container(node, resolve=False))
+        if not node:
+            continue
+        spec = OmegaConf.to_container(node, resolve=False)
+        if group not in GROUP_KEYS:
+            problems += _target_problems(group, spec) if spec.get("_target_") else []
+            continue
+        for key, value in spec.items():
+            if key not in (*GROUP_KEYS[group], CALL):
+                problems.append(
+                    f"{group}.{key} is not an argument of stembed's {group} group (its keys: "
+                    f"{', '.join(GROUP_KEYS[group])}, {CALL}); the {CALLED[group]}'s own arguments go under "
+                    f"{group}.{CALL}.{key}"
+                )
+            elif _is_target(value):  # the call, and stembed's own keys that are built (evaluator.inputs)
+                problems += _target_problems(f"{group}.{key}", value)
+            elif key == CALL and isinstance(value, dict) and value and "_target_" not in value:
+                problems.append(
+                    f"{group}.{CALL} has arguments ({', '.join(map(str, value))}) but no "
+                    f"{group}.{CALL}._target_ to pass them to; name the {CALLED[group]} with "
+                    f"+{group}.{CALL}._target_=..."
+                )
     return problems
+
+
+def _is_target(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value.get("_target_"))
 
 
 def _target_problems(field: str, spec: dict[str, Any]) -> list[str]:
@@ -86,22 +110,23 @@ def _target_problems(field: str, spec: dict[str, Any]) -> list[str]:
         target = get_object(spec["_target_"])
     except Exception as err:
         return [f"{field}._target_={spec['_target_']} does not import ({' '.join(str(err).split())})"]
-    problems = []
-
-    ignored = {"inputs", *(STEMBED_MODEL_KEYS if field == "model" else ())}  # read by stembed itself
-    keys = {k: v for k, v in spec.items() if not k.startswith("_") and k not in ignored}
     try:
         parameters = inspect.signature(target).parameters
     except (TypeError, ValueError):
         parameters = {}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    for key, value in keys.items():
-        if parameters and not takes_any and key not in parameters and key != "test_name":
-            problems.append(f"{field}.{key} is not an argument of {spec['_target_']}")
-        if isinstance(value, dict) and "_target_" in value:
+    problems = []
+    for key, value in spec.items():
+        if key.startswith("_"):  # Hydra's own keys: _target_, _partial_, _recursive_, _convert_, _args_
+            continue
+        if parameters and not takes_any and key not in parameters:
+            hint = did_you_mean(key, parameters).strip()  # "Did you mean 'x'?"
+            problems.append(
+                f"{field}.{key} is not an argument of {spec['_target_']}"
+                + (f" ({hint[0].lower()}{hint[1:]})" if hint else "")
+            )
+        if _is_target(value):
             problems += _target_problems(f"{field}.{key}", value)
-    if isinstance(spec.get("inputs"), dict):
-        problems += _target_problems(f"{field}.inputs", spec["inputs"])
     return problems
 
 

@@ -69,7 +69,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None, secrets: set[str] |
 
     args = training_arguments(cfg.trainer, cfg.speed, run_dir / "checkpoints")
     args.prompts = inputs.prompts  # column -> prompt text ({set: {...}} for data=multi)
-    batches = plan_batches(cfg.speed, cfg.trainer.get("batch_sampler"), inputs.sampling_loss, model)
+    batches = plan_batches(cfg.speed, inputs.sampling_loss, model)
     args.batch_sampler = batches.sampler
     if evaluators[0] is None and eval_dataset is None:
         args.eval_strategy = "no"

@@ -26,6 +26,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from stembed.errors import EXIT_USAGE, StembedError
+from stembed.internals import optuna_search_space
 from stembed.scale.distributed import is_main_process
 from stembed.tracking.redaction import mask_overrides, redact, secret_values
 from stembed.tracking.registry import ALIAS_TAG, register_run_model
@@ -243,14 +244,12 @@ def check_search_space(config: Any) -> None:
 
     if "optuna" not in _class_name(config.hydra.sweeper).lower():
         return
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
-
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
     overrides = [(f"hydra.sweeper.params.{k}", f"{k}={v}") for k, v in params.items()]
     overrides += [(o.partition("=")[0], o) for o in config.hydra.overrides.task]
     for name, override in overrides:
         try:
-            create_params_from_overrides([override])
+            optuna_search_space([override])
         except (ValueError, AssertionError, NotImplementedError) as err:
             raise StembedError(
                 f"{name}={override.partition('=')[2]}: Optuna rejects this search range ({err}). An interval "

@@ -1,8 +1,10 @@
 """The `speed` config group: stembed's own choices about precision and batches, resolved for one run.
 
 These are not SentenceTransformerTrainingArguments fields (the `trainer` group holds only those);
-they decide some of those fields once the hardware, the loss and the model are known. A value
-the user sets in the `trainer` group itself (e.g. `+trainer.batch_sampler=no_duplicates`) wins.
+they decide some of those fields (bf16, batch_sampler) once the hardware, the loss and the model are
+known. They are the one place to set them: the first release's `trainer.bf16` and
+`trainer.batch_sampler` are moved here, with a deprecation warning, before a run starts
+(stembed.recipe.app).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentence_transformers import SentenceTransformerTrainer
 
-from stembed.components.losses import LossFamily, loss_family
+from stembed.components.losses import uses_in_batch_negatives
 from stembed.errors import StembedError
 from stembed.speed import AUTO, GROUP_BY_LENGTH, RANDOM, SPLIT_BY_LENGTH, hardware
 from stembed.speed.batching import length_grouped, pads_batches
@@ -33,7 +35,7 @@ def resolve_bf16(speed_bf16: Any, trainer_values: dict[str, Any]) -> dict[str, A
     """
 
     values = dict(trainer_values)
-    if "bf16" in values or values.get("fp16"):  # set in the trainer group: the user's own choice
+    if values.get("fp16"):  # the trainer's own fp16 mixed precision (speed.bf16=true with it is refused)
         return values
     if speed_bf16 != AUTO:
         return values | {"bf16": bool(speed_bf16)}
@@ -65,16 +67,15 @@ class BatchPlan:
         return self.sampler_name if self.batches == RANDOM else f"{self.sampler_name}, {self.batches}"
 
 
-def plan_batches(speed: Any, trainer_sampler: Any, loss: nn.Module, model: SentenceTransformer) -> BatchPlan:
+def plan_batches(speed: Any, loss: nn.Module, model: SentenceTransformer) -> BatchPlan:
     """Choose the sampler (no duplicates for in-batch negatives) and the batching (length split/grouping).
 
     split_by_length keeps the library's batches and computes each in length-sorted pieces: the same
     loss and gradient, for losses that are a mean of per-row terms. Other losses get batches of
     similar-length rows (group_by_length). Models that pad nothing (StaticEmbedding) keep their batches.
     """
-    in_batch = loss_family(loss) is LossFamily.IN_BATCH_NEGATIVES
-    name = trainer_sampler if trainer_sampler is not None else speed.batch_sampler
-    name = str(getattr(name, "value", name))
+    in_batch = uses_in_batch_negatives(loss)
+    name = str(getattr(speed.batch_sampler, "value", speed.batch_sampler))
     if name == AUTO:
         name = "no_duplicates" if in_batch else "batch_sampler"
     batches = str(speed.batches)
