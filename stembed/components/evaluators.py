@@ -25,6 +25,34 @@ def columns(dataset: Dataset, **mapping: str) -> dict[str, list]:
     return {argument: list(dataset[column]) for argument, column in mapping.items()}
 
 
+def pair_inputs(dataset: Dataset, pair: tuple[str, str] | list[str], **mapping: str) -> dict[str, list]:
+    """A reranker evaluator's arguments: `sentence_pairs` from two text columns, the rest from columns."""
+    first, second = pair
+    found = columns(dataset, first=first, second=second, **mapping)
+    pairs = [[a, b] for a, b in zip(found.pop("first"), found.pop("second"), strict=True)]
+    return {"sentence_pairs": pairs, **found}
+
+
+def rerank_samples(
+    dataset: Dataset,
+    query: str = "anchor",
+    document: str = "positive",
+    label: str | None = None,
+    min_label: float = 0.5,
+) -> dict[str, list]:
+    """CrossEncoderRerankingEvaluator's `samples` from (query, document[, label]) rows: per query, its
+    positive documents and, as candidates, every document of the eval data paired with it or not
+    (up to 30 others, in a fixed order), so the reranker orders a real candidate list."""
+    found = retrieval_inputs(dataset, query, document, label, min_label)
+    corpus = list(found["corpus"].values())
+    samples = []
+    for qid, text in found["queries"].items():
+        positives = [found["corpus"][d] for d in sorted(found["relevant_docs"].get(qid, ()))]
+        others = [doc for doc in corpus if doc not in positives][:30]
+        samples.append({"query": text, "positive": positives, "documents": positives + others})
+    return {"samples": samples}
+
+
 def retrieval_inputs(
     dataset: Dataset,
     query: str = "anchor",

@@ -1,11 +1,21 @@
-"""Evaluators sentence-transformers lacks: routing texts to the nearest label name."""
+"""Evaluators sentence-transformers lacks: routing texts to the nearest label name.
+
+A bi-encoder (or sparse encoder) embeds texts and label names; a reranker (CrossEncoder) scores every
+(text, label name) pair, or, with a `retriever`, only the retriever's top-k label names per text:
+retrieve-then-rerank, measured as routing.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
+from omegaconf import OmegaConf
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+
+from stembed.components.kinds import kind_of
+from stembed.components.model import load_model
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -33,8 +43,14 @@ class LabelRetrievalEvaluator(SentenceEvaluator):
         primary_metric: str = "accuracy@1",
         query_prompt: str | None = None,
         corpus_prompt: str | None = None,
+        retriever: str | None = None,
+        top_k: int | None = None,
     ) -> None:
+        """retriever/top_k (rerankers only): a bi-encoder (directory or hub id) whose top_k label names
+        per text the reranker orders; without one the reranker scores every label name."""
         super().__init__()
+        self.retriever, self.top_k = retriever, top_k
+        self._candidates: np.ndarray | None = None
         self.query_prompt, self.corpus_prompt = query_prompt, corpus_prompt  # model.prompts (texts, labels)
         self.texts, self.labels = list(texts), [str(label) for label in labels]
         self.label_names = dict(label_names or {})
@@ -75,16 +91,45 @@ class LabelRetrievalEvaluator(SentenceEvaluator):
             normalize_embeddings=True,
         )
 
-    def score_matrix(self, model: SentenceTransformer, embed: Any = None) -> Any:
-        """Cosine similarity of every text to every label name, as a (texts x labels) numpy array."""
-        embed = embed or (lambda texts, prompt, side: self.embed_inputs(model, texts, prompt, side))
+    def score_pairs(self, model: Any, pairs: list[tuple[str, str]]) -> Any:
+        """A reranker's scores of (text, label name) pairs (one method, so per-example tables reuse them)."""
+        return model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
+
+    def score_matrix(self, model: SentenceTransformer, embed: Any = None, score: Any = None) -> Any:
+        """Every text's score for every label name, as a (texts x labels) numpy array: cosine similarity,
+        or a reranker's score (-inf for label names outside the retriever's top_k)."""
         class_texts = [label_text(label, self.label_names) for label in self.classes]
+        if kind_of(model).scores_pairs:
+            return self._reranked(model, class_texts, score or (lambda pairs: self.score_pairs(model, pairs)))
+        embed = embed or (lambda texts, prompt, side: self.embed_inputs(model, texts, prompt, side))
         queries = embed(self.texts, self.query_prompt, "query")
         scores = queries @ embed(class_texts, self.corpus_prompt, "document").T
         return scores.detach().cpu().float().numpy()
 
+    def _reranked(self, model: Any, class_texts: list[str], score: Any) -> Any:
+        candidates = self.candidates(class_texts)
+        pairs = [
+            (text, class_texts[j]) for text, row in zip(self.texts, candidates, strict=True) for j in row
+        ]
+        scores = np.asarray(score(pairs), dtype=np.float32).reshape(candidates.shape)
+        matrix = np.full((len(self.texts), len(class_texts)), -np.inf, dtype=np.float32)
+        np.put_along_axis(matrix, candidates, scores, axis=1)
+        return matrix
+
+    def candidates(self, class_texts: list[str]) -> np.ndarray:
+        """(texts x k) label indices the reranker scores: the retriever's top_k, else all (computed once)."""
+        if self._candidates is None:
+            every = np.tile(np.arange(len(class_texts)), (len(self.texts), 1))
+            if self.retriever and self.top_k and self.top_k < len(class_texts):
+                retriever = load_model(OmegaConf.create({"name_or_path": self.retriever})).model
+                cosine = self.score_matrix(retriever)
+                every = np.argsort(-cosine, axis=1, kind="stable")[:, : self.top_k]
+            self._candidates = every
+        return self._candidates
+
     def get_config_dict(self) -> dict[str, Any]:
-        return {"labels": len(self.classes), "texts": len(self.texts)}
+        config = {"labels": len(self.classes), "texts": len(self.texts)}
+        return config | ({"retriever": self.retriever, "top_k": self.top_k} if self.retriever else {})
 
 
 def _macro_f1(truth: list[int], predicted: list[int], n_classes: int) -> float:

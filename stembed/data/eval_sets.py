@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from stembed.components.evaluators import build_evaluators
 from stembed.components.instantiate import instantiate
+from stembed.components.kinds import check_fits, kind_of
 from stembed.components.prompts import apply_to_evaluator, configured, effective, set_on_model, side_prompts
 from stembed.data.loading import text_columns
 from stembed.data.multi import is_multi, sequential_evaluator
@@ -45,6 +46,7 @@ def eval_evaluators(cfg: Any, model: SentenceTransformer) -> tuple[list[Any], An
     """
 
     prompts, prompt_columns = configured(cfg.model)
+    check_fits(kind_of(model), "evaluator.call", (cfg.evaluator.get("call") or {}).get("_target_"))
     set_on_model(model, prompts)  # model.prompts on the command line win over the saved ones
     prompts = effective(model, prompt_columns)
     data = instantiate(cfg.data, "data")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stembed.components.kinds import BI_ENCODER, kind_of
 from stembed.components.losses import innermost_loss, loss_kind
 from stembed.components.model import load_model
 from stembed.data.loading import _hash_frame, text_columns
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from torch import nn
 
-FORMATS = ("triplet", "n-tuple", "labeled-pair")
+FORMATS = ("triplet", "n-tuple", "labeled-pair", "labeled-list")
 # Arguments of the miner that stembed passes itself: the data, the model (mining.model), the columns,
 # the prompts, the output shape (mining.output_format) and the search (mining.use_faiss).
 PASSED_BY_STEMBED = (
@@ -191,8 +192,8 @@ def output_format_for(requested: str, loss: nn.Module) -> str:
 
     name = type(innermost_loss(loss)).__name__
     kind = loss_kind(loss)
-    mined_format = kind.family.traits.mined_format if kind is not None and kind.text_pairs else "triplet"
-    labelled = mined_format == "labeled-pair"
+    reads_rows = kind is not None and (kind.text_pairs or kind.lists)
+    mined_format = kind.family.traits.mined_format if reads_rows else "triplet"
     if requested == "auto":
         return mined_format
     if requested not in FORMATS:
@@ -200,8 +201,9 @@ def output_format_for(requested: str, loss: nn.Module) -> str:
             f"mining.output_format={requested}: must be auto or one of {', '.join(FORMATS)}."
             + did_you_mean(requested, FORMATS)
         )
-    if labelled != (requested == "labeled-pair"):
-        fits = "labeled-pair" if labelled else "triplet or n-tuple"
+    tuples = ("triplet", "n-tuple")
+    if requested != mined_format and not (requested in tuples and mined_format in tuples):
+        fits = "triplet or n-tuple" if mined_format in tuples else mined_format
         raise StembedError(
             f"mining.output_format={requested}: {name} reads {fits} rows. Use mining.output_format=auto "
             f"(or {fits})."
@@ -233,8 +235,17 @@ def positive_pairs(train: Dataset, label_column: str | None, min_score: float) -
 
 
 def _mining_model(name: str | None, model: SentenceTransformer) -> SentenceTransformer:
-    """mining.model, or the model being trained (before training) when null."""
+    """mining.model, or the model being trained (before training) when null.
+
+    A reranker or sparse model cannot retrieve candidates itself: mining its data takes a bi-encoder.
+    """
     if not name:
+        if kind_of(model) is not BI_ENCODER:
+            raise StembedError(
+                f"mining.model=null: the model being trained is a {kind_of(model).name}, which cannot "
+                "retrieve candidates. Name a bi-encoder to mine with: mining.model="
+                "sentence-transformers/all-MiniLM-L6-v2 (or a bi-encoder run's model directory)."
+            )
         return model
     from omegaconf import OmegaConf
 

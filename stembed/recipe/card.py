@@ -22,7 +22,7 @@ def describe_datasets(model: SentenceTransformer, data: PairData, task_name: str
     card.train_datasets = [dict(entry)]
     card.eval_datasets = [dict(entry)] if data.eval_pairs is not None else []  # the trainer's eval set
     card.local_files_only = offline
-    base = card.base_model.split("/")[-1] if card.base_model else "SentenceTransformer"
+    base = card.base_model.split("/")[-1] if card.base_model else type(model).__name__
     card.model_name = f"{base} fine-tuned on {data.name}"
     card.add_tags(["stembed", f"stembed-{task_name}"])
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from datasets import DatasetDict
 
+from stembed.components.kinds import check_fits, kind_of
 from stembed.components.losses import build_loss, check_loss_inputs, fit_to_loss, uses_in_batch_negatives
 from stembed.components.prompts import (
     column_prompt_names,
@@ -213,6 +214,9 @@ def _set_inputs(
 ) -> SetInputs:
     """Fit one set to its loss, mine it (mining=hard_negatives), and build its evaluators with prompts."""
 
+    kind = kind_of(model)
+    check_fits(kind, "loss", loss_cfg.get("_target_"))
+    check_fits(kind, "evaluator.call", (evaluator_cfg.get("call") or {}).get("_target_"))
     loss = build_loss(loss_cfg, model)
     min_score = data.stats.get("positive_min_score", 0.5)
     train = fit_to_loss(data.train, loss, data.label_column, min_score)

@@ -67,7 +67,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None, secrets: set[str] |
     train_dataset, eval_dataset = inputs.train_dataset, inputs.eval_dataset  # DatasetDicts for data=multi
     evaluators = inputs.evaluators  # [eval split, test split]; test: before/after only
 
-    args = training_arguments(cfg.trainer, cfg.speed, run_dir / "checkpoints")
+    args = training_arguments(cfg.trainer, cfg.speed, run_dir / "checkpoints", loaded.kind)
     args.prompts = inputs.prompts  # column -> prompt text ({set: {...}} for data=multi)
     batches = plan_batches(cfg.speed, inputs.sampling_loss, model)
     args.batch_sampler = batches.sampler
@@ -143,7 +143,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None, secrets: set[str] |
             data=data,
             baseline=baseline,
             final=final,
-            notes=inputs.card_notes,  # mining, prompts, data sets
+            notes=inputs.card_notes | (loaded.notes or {}),  # mining, prompts, data sets; a fresh head
         )
         config_text = OmegaConf.to_yaml(cfg, resolve=True)
         log_model = bool(cfg.tracking.log_model)

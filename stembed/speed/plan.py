@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentence_transformers import SentenceTransformerTrainer
 
+from stembed.components.kinds import BI_ENCODER, ModelKind, kind_of
 from stembed.components.losses import uses_in_batch_negatives
 from stembed.errors import StembedError
 from stembed.speed import AUTO, GROUP_BY_LENGTH, RANDOM, SPLIT_BY_LENGTH, hardware
@@ -56,11 +57,12 @@ class BatchPlan:
     sampler: Any  # a BatchSamplers name, or a sampler factory for length-grouped batches
     sampler_name: str
     batches: str  # split_by_length, group_by_length or random
+    kind: ModelKind = BI_ENCODER
 
     @property
     def trainer_class(self) -> type[SentenceTransformerTrainer]:
-        """The trainer that computes batches this way: only a length split needs its own."""
-        return LengthSplitTrainer if self.batches == SPLIT_BY_LENGTH else SentenceTransformerTrainer
+        """The kind's trainer; a length split has its own (bi-encoders only)."""
+        return LengthSplitTrainer if self.batches == SPLIT_BY_LENGTH else self.kind.resolve("trainer_class")
 
     @property
     def description(self) -> str:
@@ -75,21 +77,27 @@ def plan_batches(speed: Any, loss: nn.Module, model: SentenceTransformer) -> Bat
     similar-length rows (group_by_length). Models that pad nothing (StaticEmbedding) keep their batches.
     """
     in_batch = uses_in_batch_negatives(loss)
+    kind = kind_of(model)
     name = str(getattr(speed.batch_sampler, "value", speed.batch_sampler))
     if name == AUTO:
         name = "no_duplicates" if in_batch else "batch_sampler"
     batches = str(speed.batches)
-    if batches == SPLIT_BY_LENGTH and not splits_exactly(loss):
+    splits = kind.splits_batches and splits_exactly(loss)
+    if batches == SPLIT_BY_LENGTH and not splits:
+        why = (
+            f"a {kind.name}'s loss tokenizes inside the loss"
+            if not kind.splits_batches
+            else "in-batch negatives or batch-wide ranking"
+        )
         raise StembedError(
-            f"speed.batches={SPLIT_BY_LENGTH}: {type(loss).__name__} is not a mean of per-row terms "
-            "(in-batch negatives or batch-wide ranking), so a batch cannot be computed in pieces. Use "
-            f"speed=group_by_length (or speed=auto) with this loss."
+            f"speed.batches={SPLIT_BY_LENGTH}: {type(loss).__name__} cannot be computed in length-sorted "
+            f"pieces ({why}). Use speed=group_by_length (or speed=auto) with this loss."
         )
     if batches == AUTO:
-        batches = SPLIT_BY_LENGTH if splits_exactly(loss) else GROUP_BY_LENGTH
+        batches = SPLIT_BY_LENGTH if splits else GROUP_BY_LENGTH
     if not pads_batches(model) or (batches == GROUP_BY_LENGTH and name not in REGROUPABLE_SAMPLERS):
         batches = RANDOM
     sampler: Any = name
     if batches == GROUP_BY_LENGTH:
         sampler = length_grouped(no_duplicates=name == "no_duplicates", model=model)
-    return BatchPlan(sampler=sampler, sampler_name=name, batches=batches)
+    return BatchPlan(sampler=sampler, sampler_name=name, batches=batches, kind=kind)

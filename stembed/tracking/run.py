@@ -17,10 +17,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from mlflow.exceptions import MlflowException
 
+from stembed.components.kinds import kind_of
 from stembed.errors import StembedError
 from stembed.internals import SavedModel, skip_mlflow_package_scan
 from stembed.tracking.lineage import dataset_inputs
-from stembed.tracking.model_logging import requirements, serving_arguments
+from stembed.tracking.model_logging import log_saved_model
 from stembed.tracking.redaction import mask_secret, redact, secret_values
 from stembed.tracking.registry import check_alias, register_model_version
 from stembed.tracking.store import (
@@ -309,13 +310,7 @@ class Tracker:
             started = time.perf_counter()
             skip_mlflow_package_scan()
             saved = SavedModel(model, card.parent, self.redact)
-            info = retry_when_locked(
-                mlflow.sentence_transformers.log_model,
-                saved,
-                name="model",
-                pip_requirements=requirements(),
-                **serving_arguments(model),
-            )
+            info = retry_when_locked(log_saved_model, saved, kind_of(model))
             self.log_metrics({"stembed_log_model_seconds": time.perf_counter() - started}, step=0)
             if self.register_model:
                 alias = None if in_sweep() else self.alias  # a sweep aliases its best job when it ends
