@@ -235,8 +235,7 @@ def _tiny_transformer(vocabulary: list[str], architecture: str, hidden: int = 32
 
     folder = Path(tempfile.mkdtemp(prefix="stembed-tiny-"))
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(w.lower() for w in vocabulary)]
-    (folder / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), model_max_length=64)
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(words)}, model_max_length=64)
     config = BertConfig(
         vocab_size=len(words),
         hidden_size=hidden,

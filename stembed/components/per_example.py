@@ -135,8 +135,10 @@ def tables(evaluators: list[Any], model: Any) -> dict[str, pd.DataFrame]:
         except Exception as err:  # an extra artifact must not cost the user the trained model
             if debug_requested():
                 raise
+            reason = (str(err).strip().splitlines() or [""])[0][:200]
             print(
-                f"stembed: warning: per-example scores of '{evaluator.name}' not saved: {err!r}",
+                f"stembed: warning: per-example scores of '{evaluator.name}' not saved: "
+                f"{type(err).__name__}: {reason}",
                 file=sys.stderr,
             )
             continue
@@ -315,7 +317,7 @@ def retrieval_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
                 prompt=evaluator.corpus_prompt,
             )
         )
-    corpus = torch.cat([torch.as_tensor(c) for c in chunks])
+    corpus = torch.cat([_dense(c) for c in chunks])
     functions = evaluator.score_functions or {model.similarity_fn_name: model.similarity}  # as the evaluator
     query_texts = list(map(str, evaluator.queries))
     table = pd.DataFrame({"example_id": example_ids(query_texts), "query": query_texts})
@@ -330,7 +332,7 @@ def retrieval_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
         for qid in evaluator.queries_ids
     ]
     metrics: dict[str, dict[str, str]] = {}
-    queries = torch.as_tensor(queries)
+    queries = _dense(queries)
     for name, function in functions.items():
         columns: dict[str, list[float]] = {}
         for start in range(0, len(queries), QUERY_CHUNK):  # a bounded slice of the score matrix
@@ -349,6 +351,12 @@ def retrieval_table(evaluator: Any, model: Any) -> pd.DataFrame | None:
         EXAMPLES: _fingerprint(zip(table.example_id, map(str, gold), strict=True), evaluator.corpus),
     }
     return table
+
+
+def _dense(embeddings: Any) -> torch.Tensor:
+    """A tensor of embeddings; a sparse encoder's sparse ones densified (a chunk of rows at a time)."""
+    tensor = torch.as_tensor(embeddings)
+    return tensor.to_dense() if tensor.is_sparse else tensor
 
 
 def _retrieval_columns(
