@@ -9,6 +9,7 @@ serving environment needs stembed installed (`stembed serve` runs in this one: `
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -40,7 +41,7 @@ class RerankerModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         self.model = load_saved(context.artifacts["model"])
 
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
         frame = _frame(model_input)
         missing = [c for c in PAIR_COLUMNS if c not in frame.columns]
         if missing:
@@ -56,7 +57,7 @@ class SparseEncoderModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         self.model = load_saved(context.artifacts["model"])
 
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> list[str]:
         frame = _frame(model_input)
         texts = frame["text" if "text" in frame.columns else frame.columns[0]].astype(str).tolist()
         embeddings = self.model.encode(texts, convert_to_tensor=True, show_progress_bar=False)
@@ -82,13 +83,26 @@ PYFUNC_MODELS = {  # kind name -> (python model, signature, input example)
 
 
 def log_pyfunc(kind_name: str, model_dir: str, requirements: list[str]) -> Any:
-    """Log the saved model directory as the run's `model`, a pyfunc of its kind."""
+    """Log the saved model directory as the run's `model`, a pyfunc of its kind.
+
+    The model is logged from code (a two-line script naming the class above), not pickled: MLflow
+    stores the script, and loading imports this module instead of unpickling an object.
+    """
     python_model, signature, example = PYFUNC_MODELS[kind_name]
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=python_model(),
-        artifacts={"model": model_dir},
-        signature=signature,
-        input_example=example,
-        pip_requirements=requirements,  # MLflow loads the logged model once to check the example answers
+    script = Path(model_dir).with_name(Path(model_dir).name + "_pyfunc.py")
+    script.write_text(
+        f"import mlflow\nfrom {__name__} import {python_model.__name__}\n\n"
+        f"mlflow.models.set_model({python_model.__name__}())\n",
+        encoding="utf-8",
     )
+    try:
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(script),
+            artifacts={"model": model_dir},
+            signature=signature,
+            input_example=example,
+            pip_requirements=requirements,  # MLflow loads the logged model once to check the example answers
+        )
+    finally:
+        script.unlink(missing_ok=True)
