@@ -157,7 +157,7 @@ def train(preset: str, task: Task, seed: int, scale: float, work: Path) -> tuple
 
 
 def _steps(preset: str) -> int:
-    return {"it_tickets_rerank": 250, "banking77_rerank": 300, "stsb_cross": 720}.get(preset, 200)
+    return {"it_tickets_rerank": 250, "banking77_rerank": 300, "stsb_cross": 1440}.get(preset, 200)
 
 
 def measure(task: Task, seeds: list[int], scale: float, work: Path) -> dict[str, str]:

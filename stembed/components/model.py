@@ -56,9 +56,9 @@ def load_model(cfg: Any) -> LoadedModel:
 
 def _load(cfg: Any) -> LoadedModel:
     call = cfg.get("call")
-    target = str(call.get("_target_")) if call is not None and call.get("_target_") else None
-    kind = kind_of_class(target) if target else _saved_kind(str(cfg.name_or_path))
+    kind = configured_kind(cfg)
     if kind is None:  # a builder function (model=tiny): its own arguments only
+        target = call.get("_target_")
         return LoadedModel(instantiate(call, "model.call"), f"built:{target}", None)
     if cfg.get("_target_"):  # a config file of the first release
         raise StembedError(
@@ -77,6 +77,13 @@ def _load(cfg: Any) -> LoadedModel:
     _set_max_seq_length(loaded.model, cfg.get("max_seq_length"))
     loaded.notes = _fresh_head_note(loaded.model, kind)
     return loaded
+
+
+def configured_kind(cfg: Any) -> ModelKind | None:
+    """The kind the `model` group will load, known without loading it; None for a builder function."""
+    call = cfg.get("call")
+    target = str(call.get("_target_")) if call is not None and call.get("_target_") else None
+    return kind_of_class(target) if target else _saved_kind(str(cfg.get("name_or_path")))
 
 
 def _saved_kind(name: str) -> ModelKind:

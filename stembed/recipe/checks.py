@@ -6,7 +6,7 @@ from typing import Any
 
 from stembed.components.instantiate import evaluator_disabled
 from stembed.errors import StembedError
-from stembed.recipe.configs import CALL, target_problems
+from stembed.recipe.configs import CALL, check_kind, target_problems
 from stembed.speed import BATCHES
 
 
@@ -46,6 +46,7 @@ def check_config(cfg: Any, multirun: bool) -> None:
             f"{'; '.join(problems)}. Name a class or function that imports in this environment, with only "
             "keys it takes as arguments (`stembed config validate` checks the shipped presets)."
         )
+    check_kind(cfg)
     if cfg.get("resume") and multirun:
         raise StembedError(
             f"resume={cfg.resume} with -m: a sweep cannot resume one run. Resume it alone: "

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stembed.components.kinds import check_fits
+from stembed.components.model import configured_kind
 from stembed.config import compose_train, conf_dir
 from stembed.errors import StembedError, did_you_mean
 from stembed.spellings import CALL, CALLED, GROUP_KEYS
@@ -63,7 +65,22 @@ def validate(presets: list[str] | None = None) -> list[Check]:
 def _problems(cfg: Any) -> list[str]:
     from omegaconf import OmegaConf
 
-    return target_problems(cfg) + _trainer_problems(OmegaConf.to_container(cfg.trainer, resolve=False))
+    problems = target_problems(cfg) + _trainer_problems(OmegaConf.to_container(cfg.trainer, resolve=False))
+    try:
+        check_kind(cfg)
+    except StembedError as err:
+        problems.append(str(err))
+    return problems
+
+
+def check_kind(cfg: Any) -> None:
+    """A loss or evaluator of another model kind fails here, before data or model load (a builder's
+    kind, and data=multi's per-set losses, are checked once the model is loaded)."""
+    kind = configured_kind(cfg.model) if cfg.get("model") else None
+    if kind is None:
+        return
+    check_fits(kind, "loss", (cfg.get("loss") or {}).get("_target_"))
+    check_fits(kind, "evaluator.call", ((cfg.get("evaluator") or {}).get(CALL) or {}).get("_target_"))
 
 
 def target_problems(cfg: Any) -> list[str]:
