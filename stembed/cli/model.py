@@ -1,14 +1,14 @@
-"""Using a model: `eval`, `encode`, `export`, `serve`, `ship`."""
+"""Using a model: `eval`, `encode`, `score`, `rerank`, `export`, `serve`, `ship`."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated
 
 import typer
 
 from stembed.cli.app import TRACKING_URI, app, user_errors
-from stembed.errors import StembedError
 from stembed.hub import decide_offline
 
 
@@ -68,6 +68,55 @@ def encode(
     typer.echo(f"{rows} embeddings of {dims} dimensions written to {output}")
 
 
+PAIRS_INPUT = typer.Option("--input", "-i", help="csv/tsv/jsonl/json/parquet file of (query, document) rows.")
+PAIRS_OUTPUT = typer.Option("--output", "-o", help="FILE.parquet, .csv, .tsv or .jsonl")
+PAIR_COLUMNS = typer.Option("--columns", "-c", help="The query column and the document column.")
+RERANKER = typer.Argument(help="Reranker: run id, runs:/<id>/model, models:/<name>@<alias>, folder, hub id.")
+
+
+def _scoring() -> ModuleType:
+    """stembed.inference.score, imported when `score` or `rerank` runs."""
+    # Local: the inference modules import torch and the hub libraries, which `stembed --help` must not load.
+    from stembed.inference import score as scoring
+
+    return scoring
+
+
+@app.command()
+def score(
+    model: Annotated[str, RERANKER],
+    input_path: Annotated[Path, PAIRS_INPUT],
+    output: Annotated[Path, PAIRS_OUTPUT],
+    columns: Annotated[str, PAIR_COLUMNS] = "query,document",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """Score (query, document) pairs with a reranker: the input plus a `score` column."""
+    decide_offline()  # before anything imports huggingface_hub
+    with user_errors():
+        rows = _scoring().score_file(model, tracking_uri, input_path, columns, output, batch_size)
+    typer.echo(f"{rows} pairs scored, written to {output}")
+
+
+@app.command()
+def rerank(
+    model: Annotated[str, RERANKER],
+    input_path: Annotated[Path, PAIRS_INPUT],
+    output: Annotated[Path, PAIRS_OUTPUT],
+    columns: Annotated[str, PAIR_COLUMNS] = "query,document",
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", help="Keep the best K per query.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
+    tracking_uri: str = TRACKING_URI,
+) -> None:
+    """Rank candidate documents per query with a reranker: `rank` (1 = best) and `score` added."""
+    decide_offline()  # before anything imports huggingface_hub
+    with user_errors():
+        queries, rows = _scoring().rerank_file(
+            model, tracking_uri, input_path, columns, output, batch_size, top_k
+        )
+    typer.echo(f"{queries} queries reranked, {rows} rows written to {output}")
+
+
 @app.command()
 def export(
     model: Annotated[str, typer.Argument(help="Hub id, local directory, or runs:/<id>/model.")],
@@ -103,7 +152,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
     tracking_uri: str = TRACKING_URI,
 ) -> None:
-    """Serve a logged model with MLflow (POST {"inputs": [texts]} to /invocations)."""
+    """Serve a logged model with MLflow at /invocations: texts in (a reranker: query, document rows)."""
     # Local: the server command reads the MLflow store, and `stembed --help` must not load MLflow.
     from stembed.inference.serve import serve as serve_model
 
@@ -124,27 +173,50 @@ def ship(
     dims: Annotated[
         str | None, typer.Option(help="Dimensions to try, e.g. 64,128,256 (default: standard truncations).")
     ] = None,
+    reranker: Annotated[
+        str | None,
+        typer.Option(
+            help="Also measure retrieve-then-rerank with this reranker: run id, runs:/<id>/model, "
+            "models:/<name>@<alias> or folder."
+        ),
+    ] = None,
+    rerank_k: Annotated[
+        str | None, typer.Option(help="Candidates per query the reranker reorders (default: 5,10,20,50).")
+    ] = None,
+    rerank_every_variant: Annotated[
+        bool,
+        typer.Option(
+            "--rerank-every-variant",
+            help="Rerank after every variant of the grid (default: the reference and the chosen one).",
+        ),
+    ] = False,
+    min_gain: Annotated[
+        float | None,
+        typer.Option(
+            help="Instead of --max-drop: the cheapest variant at least this much above the reference."
+        ),
+    ] = None,
     tracking_uri: str = TRACKING_URI,
 ) -> None:
-    """Measure deployment variants (runtime x dimensions x precision) on the run's eval data; ship one."""
+    """Measure deployment variants (runtime x dimensions x precision [+ rerank@k]) on the run's eval data;
+    ship one."""
     decide_offline()  # before anything imports huggingface_hub
     # Local: the inference modules import torch and the hub libraries, which `stembed --help` must not load.
     from stembed.inference import ship as shipping
 
     with user_errors():
-        try:
-            wanted = [int(d) for d in dims.split(",")] if dims else None
-        except ValueError:
-            raise StembedError(
-                f"--dims {dims}: give whole numbers separated by commas, e.g. 64,128."
-            ) from None
-        result = shipping.ship(run_id, max_drop, output, register, tracking_uri, wanted)
+        wanted = shipping.whole_numbers("--dims", dims)
+        rerank = shipping.reranking(
+            reranker, shipping.whole_numbers("--rerank-k", rerank_k), rerank_every_variant
+        )
+        result = shipping.ship(run_id, max_drop, output, register, tracking_uri, wanted, rerank, min_gain)
     typer.echo(shipping.table_markdown(result))
     for note in result.notes:
         typer.echo(f"note: {note}")
     chosen = result.chosen
+    rule = f"max drop {max_drop}" if min_gain is None else f"min gain {min_gain}"
     typer.echo(
-        f"chosen (max drop {max_drop}): {chosen.variant.label}  {result.metric_name} {chosen.metric:.4f} "
+        f"chosen ({rule}): {chosen.variant.label}  {result.metric_name} {chosen.metric:.4f} "
         f"({chosen.delta:+.4f}); written to {result.output}"
     )
     if result.registered:

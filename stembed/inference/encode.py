@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from stembed.components.kinds import kind_of
 from stembed.data.loading import read_table
 from stembed.errors import StembedError
 from stembed.inference.outputs import check_writable_output
@@ -45,17 +46,7 @@ def encode_file(
     if output.suffix not in (".npy", ".parquet"):
         raise StembedError(f"--output {output}: must end in .npy or .parquet.")
     runtime = backend_runtime(backend)  # an unknown name fails here, before any work
-    if not input_path.is_file():
-        raise StembedError(f"--input {input_path}: no such file. Give a csv/tsv/jsonl/json/parquet file.")
-    check_writable_output(output, "--output", directory=False)
-    frame = read_table(input_path, field_name="--input")
-    if len(frame) == 0:
-        raise StembedError(f"--input {input_path}: no rows to embed (only a header?). Nothing was written.")
-    if column not in frame.columns:
-        raise StembedError(
-            f"--column {column}: not in {input_path}. Columns found: {list(frame.columns)}. "
-            "Pass --column with the one holding the texts."
-        )
+    frame = read_input(input_path, output, "--column", [column], "the one holding the texts")
     texts = frame[column].fillna("").astype(str).tolist()
     if runtime.name == REFERENCE_RUNTIME:  # model.encode itself: its progress bar, its prompt handling
         embeddings = model.encode(
@@ -78,6 +69,37 @@ def encode_file(
     return embeddings.shape
 
 
+def read_input(
+    input_path: Path, output: Path, option: str, columns: list[str], holding: str, task: str = "embed"
+) -> pd.DataFrame:
+    """The input table, checked before any model work: the file exists and has rows and the named
+    columns, and the output can be written. `option`, `holding` and `task` word the errors."""
+    if not input_path.is_file():
+        raise StembedError(f"--input {input_path}: no such file. Give a csv/tsv/jsonl/json/parquet file.")
+    check_writable_output(output, "--output", directory=False)
+    frame = read_table(input_path, field_name="--input")
+    if len(frame) == 0:
+        raise StembedError(f"--input {input_path}: no rows to {task} (only a header?). Nothing was written.")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise StembedError(
+            f"{option} {','.join(columns)}: {', '.join(missing)} not in {input_path}. "
+            f"Columns found: {list(frame.columns)}. Pass {option} with {holding}."
+        )
+    return frame
+
+
+def check_embeds(model: Any, reference: str) -> None:
+    """A reranker has no embeddings: say which command scores with it instead of failing on .encode."""
+    kind = kind_of(model)
+    if kind.scores_pairs:
+        raise StembedError(
+            f"MODEL {reference}: a {kind.name} (reranker) scores (query, document) pairs; it makes no "
+            f"embeddings. Use `stembed score {reference} -i pairs.csv -c query,document -o scores.parquet` "
+            "(or `stembed rerank` to rank candidates per query), or give a bi-encoder to `stembed encode`."
+        )
+
+
 def encode_model_file(
     reference: str,
     tracking_uri: str | None,
@@ -90,4 +112,5 @@ def encode_model_file(
 ) -> tuple[int, int]:
     """`stembed encode MODEL`: load the model (stembed.inference.references), then `encode_file`."""
     model, _ = load_any_model(reference, tracking_uri)
+    check_embeds(model, reference)
     return encode_file(model, input_path, column, output, batch_size, backend, prompt_name)

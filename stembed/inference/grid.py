@@ -12,6 +12,7 @@ import contextlib
 import io
 import statistics
 import time
+from dataclasses import dataclass
 from itertools import chain, zip_longest
 from typing import TYPE_CHECKING, Any
 
@@ -85,10 +86,35 @@ def measure_speed(encoder: Encoder, texts: list[str]) -> tuple[float, float]:
     return statistics.median(rates), statistics.median(latencies)
 
 
-def choose(rows: list[Row], max_drop: float) -> Row:
-    """Within max_drop of the reference: the smallest index, then the smallest model, then the fastest."""
-    eligible = [row for row in rows if row.delta >= -max_drop - 1e-12]
-    return min(eligible, key=lambda r: (r.index_mb_per_million, r.model_mb, -r.texts_per_second))
+def choose(rows: list[Row], max_drop: float, min_gain: float | None = None) -> Row | None:
+    """Among the rows within max_drop of the reference (or, with min_gain, at least min_gain above
+    it): a row without a reranker first (a reranker costs time on every query), then the smallest
+    index, the smallest model, the fastest. None where no row gains min_gain."""
+    floor = -max_drop if min_gain is None else min_gain
+    eligible = [row for row in rows if row.delta >= floor - 1e-12]
+    if not eligible:
+        return None
+    return min(
+        eligible,
+        key=lambda r: (bool(r.variant.reranker), r.index_mb_per_million, r.model_mb, -r.texts_per_second),
+    )
+
+
+@dataclass
+class Grid:
+    """The measured grid: rows best first, and what measuring more rows against it needs."""
+
+    metric_name: str
+    rows: list[Row]
+    ranges_of: dict[tuple[str, int], np.ndarray]  # int8 ranges per (runtime, dims)
+    examples: dict[str, tuple[Any, Any] | None]  # per variant label: (per-example table, metric recipe)
+    views: dict[str, VariantModel]  # per runtime: what the evaluator saw (its embeddings cached)
+    reference: Row
+
+    def view(self, variant: Variant) -> VariantModel:
+        """The evaluator's view of a variant's retrieval (its runtime's cached embeddings)."""
+        ranges = self.ranges_of.get((variant.runtime, variant.dims))
+        return self.views[variant.runtime].set(variant.dims, variant.precision, ranges)
 
 
 def run_grid(
@@ -99,12 +125,12 @@ def run_grid(
     calibration_texts: list[str],
     speed_texts: list[str],
     dims: list[int],
-) -> tuple[str, list[Row], dict[tuple[str, int], np.ndarray]]:
+) -> Grid:
     """Evaluate every runtime x dims x precision; rows best first, deltas to the PyTorch fp32 reference."""
-    rows, ranges_of, metric_name, examples = [], {}, "", {}
+    rows, ranges_of, metric_name, examples, views = [], {}, "", {}, {}
     asymmetric = False  # whether the evaluator encodes queries and documents apart (known after float32)
     for runtime, encoder in encoders.items():
-        proxy = VariantModel(model, encoder)
+        views[runtime] = proxy = VariantModel(model, encoder)
         # Not through the proxy's cache: ONNX int8 quantizes activations per batch, so a text's
         # embedding depends on its batch; eval texts are batched as a shipped model batches them.
         calibration = encoder.encode(calibration_texts, batch_size=SPEED_BATCH)
@@ -129,9 +155,15 @@ def run_grid(
                 )
                 examples[variant.label] = per_example_table(evaluator, proxy, metric_name)
     reference = Variant(REFERENCE[0], dims[0], REFERENCE[1])
-    add_intervals(rows, examples, reference)
+    base = next(r for r in rows if r.variant == reference)
+    add_intervals(rows, examples, base)
+    sort_rows(rows)
+    return Grid(metric_name, rows, ranges_of, examples, views, base)
+
+
+def sort_rows(rows: list[Row]) -> None:
+    """Best first; among equals the cheapest (smallest index, model, then the fastest)."""
     rows.sort(key=lambda r: (-r.metric, r.index_mb_per_million, r.model_mb, -r.texts_per_second))
-    return metric_name, rows, ranges_of
 
 
 def per_example_table(evaluator: Any, proxy: VariantModel, metric_name: str) -> tuple[Any, Any] | None:
@@ -143,10 +175,9 @@ def per_example_table(evaluator: Any, proxy: VariantModel, metric_name: str) -> 
     return (found[0], spec) if spec else None
 
 
-def add_intervals(rows: list[Row], examples: dict[str, Any], reference: Variant) -> None:
+def add_intervals(rows: list[Row], examples: dict[str, Any], base: Row) -> None:
     """Each row's delta to the reference row and, where per-example scores exist, its paired interval."""
-    base = next(r for r in rows if r.variant == reference)
-    base_examples = examples.get(reference.label)
+    base_examples = examples.get(base.variant.label)
     for row in rows:
         row.delta = row.metric - base.metric
         mine = examples.get(row.variant.label)

@@ -1,4 +1,5 @@
-"""Runtimes that turn texts into sentence embeddings, and RUNTIMES, the one list of them.
+"""Runtimes that turn texts into sentence embeddings, and RUNTIMES, the one list of them; reranking
+stages that score (query, candidate) pairs after retrieval, and RERANKERS, the list of those.
 
 A runtime is one subclass of Runtime: its name, whether `stembed ship` measures it here, the files it
 runs from (written into a ship/ directory, or a temporary one for `stembed encode --backend`), how it
@@ -9,6 +10,11 @@ class plus `RUNTIMES[runtime.name] = runtime`.
 Every encoder takes texts and returns float32 numpy embeddings of the model's full dimension, so
 runtimes swap freely. The ONNX encoder tokenizes with the model's own preprocessing and sorts texts
 by length before batching, as `SentenceTransformer.encode` does, so batches carry little padding.
+
+A reranking stage (RerankStage) composes with any runtime: the runtime's embeddings retrieve the top-k
+candidates of a query, the stage's reranker (a CrossEncoder) orders them. It is registered the same
+way (`RERANKERS[stage.name] = stage`), writes its files into ship/ the same way and is pruned the same
+way; its scorer takes pairs and returns one float32 score per pair.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from stembed.components.model import embedding_dimension
+from stembed.components.model import embedding_dimension, load_saved
 from stembed.errors import StembedError
 from stembed.inference.export import FP32_FILE, INT8_FILE, export_onnx, preprocess, quantize_int8, run_session
 from stembed.speed.hardware import cpu_has_native_bf16
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 MODEL_DIR, ONNX_DIR, BF16_DIR = "model", "onnx", "model-bf16"  # inside a ship/ directory
+RERANKER_DIR = "reranker"  # the reranker's saved CrossEncoder, inside a ship/ directory
 REFERENCE_RUNTIME = "torch-fp32"  # the model as trained: what every variant's delta is measured from
 
 
@@ -207,6 +214,82 @@ RUNTIMES: dict[str, Runtime] = {
         OnnxRuntime("onnx-int8", INT8_FILE, quantize="int8"),
     )
 }
+
+
+class PairScorer(Protocol):
+    """(query, candidate) pairs in, one float32 score per pair (higher: more relevant) out."""
+
+    name: str
+    model: Any
+
+    def score(self, pairs: list[tuple[str, str]], batch_size: int = 64) -> np.ndarray: ...
+
+
+class TorchPairScorer:
+    """A CrossEncoder in PyTorch, through `CrossEncoder.predict`."""
+
+    def __init__(self, model: Any, name: str) -> None:
+        self.model, self.name = model, name
+
+    def score(self, pairs: list[tuple[str, str]], batch_size: int = 64) -> np.ndarray:
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        scores = self.model.predict(
+            [list(pair) for pair in pairs],
+            batch_size=batch_size,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return np.asarray(scores, dtype=np.float32).reshape(len(pairs))
+
+
+class RerankStage(ABC):
+    """A reranking stage after any runtime's retrieval. A subclass sets name and implements scorer and
+    size_mb; ship measures it (`stembed ship --reranker`), prunes it, and load_shipped loads it."""
+
+    name: str
+    files: tuple[str, ...] = ()  # what prepare() writes into ship/ (removed unless a chosen row reranks)
+    usage = ""  # how to run it outside stembed (ship.json's how)
+
+    def available(self) -> bool:
+        """Whether ship measures it on this machine."""
+        return True
+
+    @abstractmethod
+    def scorer(self, model: Any, workdir: Path) -> PairScorer:
+        """Its scorer of a reranker (a CrossEncoder)."""
+
+    def prepare(self, model: Any, directory: Path) -> PairScorer:
+        """Write its files into a ship/ directory; the scorer of them."""
+        return self.scorer(model, directory)
+
+    @abstractmethod
+    def size_mb(self, directory: Path) -> float:
+        """Its reranker's size on disk in a prepared ship/ directory, in MB."""
+
+    def load(self, directory: Path) -> PairScorer:
+        """At serving time: its scorer of the reranker shipped in directory."""
+        return self.scorer(load_saved(str(directory / RERANKER_DIR)), directory)
+
+
+class TorchRerank(RerankStage):
+    """The reranker as trained, in PyTorch fp32, saved beside the bi-encoder as ship/reranker/."""
+
+    name, files = "rerank", (RERANKER_DIR,)
+    usage = "CrossEncoder(path).rank(query, candidates)"
+
+    def scorer(self, model: Any, workdir: Path) -> PairScorer:
+        return TorchPairScorer(model, self.name)
+
+    def prepare(self, model: Any, directory: Path) -> PairScorer:
+        model.save(str(directory / RERANKER_DIR))
+        return self.scorer(model, directory)
+
+    def size_mb(self, directory: Path) -> float:
+        return weights_megabytes(directory / RERANKER_DIR)
+
+
+RERANKERS: dict[str, RerankStage] = {stage.name: stage for stage in (TorchRerank(),)}
 
 
 def backend_runtime(backend: str) -> Runtime:

@@ -9,6 +9,10 @@ then the smallest model, then the fastest, among those within that loss of the r
 (stembed.inference.grid); `ship/` holds it with a manifest and the table (stembed.inference.ship_files),
 logged to the run and optionally registered (stembed.inference.ship_mlflow). load_shipped serves it
 (stembed.inference.shipped; importable from here, as ship.json says).
+
+With `--reranker` the table gains retrieve-then-rerank rows (stembed.inference.rerank_stage): the
+reference's and the chosen variant's retrieval, each reranked at every `--rerank-k`, and the reranker
+alone where it can score every candidate. `--min-gain` then asks for a gain instead of bounding a loss.
 """
 
 from __future__ import annotations
@@ -21,19 +25,30 @@ from sentence_transformers import SentenceTransformer
 
 from stembed.components.evaluators import build_evaluators
 from stembed.components.instantiate import instantiate
+from stembed.components.kinds import BI_ENCODER, ModelKind, kind_of, kind_of_saved
 from stembed.components.model import embedding_dimension
 from stembed.config import compose_train
 from stembed.errors import StembedError
 from stembed.inference import ship_files, ship_mlflow
 from stembed.inference.grid import choose, run_grid, split_texts, truncation_dims
 from stembed.inference.references import load_any_model
+from stembed.inference.rerank_stage import RERANK_KS, Reranking, load_reranker, measure_reranking
 from stembed.inference.runtimes import MODEL_DIR, RUNTIMES, Encoder
 from stembed.inference.ship_files import table_markdown
 from stembed.inference.shipped import ShippedModel, load_shipped
-from stembed.inference.variants import ShipResult
+from stembed.inference.variants import Row, ShipResult
 from stembed.tracking.runs import client, get_run
 
-__all__ = ["ShipResult", "ShippedModel", "load_shipped", "run_evaluation", "ship", "table_markdown"]
+__all__ = [
+    "Reranking",
+    "ShipResult",
+    "ShippedModel",
+    "load_shipped",
+    "run_evaluation",
+    "ship",
+    "table_markdown",
+    "whole_numbers",
+]
 
 
 def ship(
@@ -43,22 +58,26 @@ def ship(
     register: str | None,
     tracking_uri: str | None,
     dims: list[int] | None = None,
+    rerank: Reranking | None = None,
+    min_gain: float | None = None,
 ) -> ShipResult:
-    """Measure the grid for a run, write ship/ with the chosen variant, log it to the run."""
+    """Measure the grid for a run (and, with a reranker, retrieve-then-rerank rows), write ship/ with
+    the chosen variant, log it to the run."""
     if max_drop < 0:
         raise StembedError(f"--max-drop {max_drop}: must be 0 or more (a loss in the primary metric).")
     store = client(tracking_uri)
     uri = store.tracking_uri
     run = get_run(store, reference.removeprefix("runs:/").split("/", 1)[0])
-    output = output or ship_files.default_output(run)
-    ship_files.clear(output)
     data, evaluator = run_evaluation(run)
     model = run_model(run, uri)
+    reranker = load_reranker(rerank.reference, store) if rerank else None  # a wrong one fails before the grid
+    output = output or ship_files.default_output(run)
+    ship_files.clear(output)
     model.save(str(output / MODEL_DIR))
     ship_mlflow.use_run_card(output / MODEL_DIR / "README.md", run.info.run_id, uri)
     encoders, sizes, notes = prepare_runtimes(model, output)
 
-    metric_name, rows, ranges_of = run_grid(
+    grid = run_grid(
         model,
         encoders,
         sizes,
@@ -67,16 +86,61 @@ def ship(
         split_texts(data.eval),  # speed
         truncation_dims(embedding_dimension(model), dims),
     )
-    chosen = choose(rows, max_drop)
-    chosen.chosen = True
-    result = ShipResult(metric_name, rows, chosen, output, notes=notes)
+    rows = grid.rows
+    if rerank:
+        rows, left_out = measure_reranking(grid, evaluator, model, reranker, output, rerank, max_drop)
+        notes += left_out
+    chosen = choose_row(rows, max_drop, min_gain, notes)
+    given = rerank.reference if rerank else None
+    result = ShipResult(
+        grid.metric_name, rows, chosen, output, notes=notes, min_gain=min_gain, reranker=given
+    )
 
-    ship_files.write(result, run, ranges_of, max_drop, data.fingerprint)
-    ship_files.prune(output, RUNTIMES[chosen.variant.runtime])
+    ship_files.write(result, run, grid.ranges_of, max_drop, data.fingerprint)
+    ship_files.prune(output, chosen.variant)
     ship_mlflow.log_to_run(result, run.info.run_id, uri)
     if register:
         result.registered = ship_mlflow.register_shipped(result, run.info.run_id, uri, register)
     return result
+
+
+def choose_row(rows: list[Row], max_drop: float, min_gain: float | None, notes: list[str]) -> Row:
+    """The row to ship (marked chosen): by --max-drop, or --min-gain; where nothing gains min_gain,
+    the best row, with a note saying so."""
+    chosen = choose(rows, max_drop, min_gain)
+    if chosen is None:
+        chosen = rows[0]
+        notes.append(
+            f"no variant gains --min-gain {min_gain} over the reference (the best: {chosen.delta:+.4f}); "
+            "shipped the best one"
+        )
+    chosen.chosen = True
+    return chosen
+
+
+def whole_numbers(option: str, text: str | None) -> list[int] | None:
+    """`--dims 64,128` / `--rerank-k 5,10`: positive whole numbers separated by commas (None: not given)."""
+    if not text:
+        return None
+    try:
+        numbers = [int(part) for part in text.split(",")]
+    except ValueError:
+        numbers = []
+    if not numbers or min(numbers) < 1:
+        raise StembedError(f"{option} {text}: give positive whole numbers separated by commas, e.g. 64,128.")
+    return numbers
+
+
+def reranking(reranker: str | None, ks: list[int] | None, every_variant: bool) -> Reranking | None:
+    """What --reranker, --rerank-k and --rerank-every-variant ask for; the latter two need the first."""
+    if reranker:
+        return Reranking(reranker, tuple(ks or RERANK_KS), every_variant)
+    if ks or every_variant:
+        given = f"--rerank-k {','.join(map(str, ks))}" if ks else "--rerank-every-variant"
+        raise StembedError(
+            f"{given}: measures a reranker, but none is given. Add --reranker RUN_ID (a reranker run)."
+        )
+    return None
 
 
 def prepare_runtimes(
@@ -122,8 +186,29 @@ def run_evaluation(run: Any) -> tuple[Any, Any]:
 
 
 def run_model(run: Any, uri: str) -> SentenceTransformer:
-    """The run's model on CPU: from its local directory where that holds it, else from MLflow."""
+    """The run's model on CPU: from its local directory where that holds it, else from MLflow.
+    ship measures a bi-encoder's variants; a reranker or sparse encoder run is an error."""
     run_dir = run.data.tags.get("stembed.run_dir")
-    if run_dir and (Path(run_dir) / "model" / "config_sentence_transformers.json").is_file():
-        return SentenceTransformer(str(Path(run_dir) / "model"), device="cpu")
-    return load_any_model(f"runs:/{run.info.run_id}/model", uri)[0].to("cpu")
+    saved = Path(run_dir) / "model" if run_dir else None
+    if saved is not None and (saved / "config_sentence_transformers.json").is_file():
+        _check_bi_encoder(run, kind_of_saved(saved))
+        return SentenceTransformer(str(saved), device="cpu")
+    model = load_any_model(f"runs:/{run.info.run_id}/model", uri)[0]
+    _check_bi_encoder(run, kind_of(model))
+    return model.to("cpu")
+
+
+def _check_bi_encoder(run: Any, kind: ModelKind) -> None:
+    if kind is BI_ENCODER:
+        return
+    hint = (
+        f" To measure retrieve-then-rerank, ship a bi-encoder run and give this one as --reranker "
+        f"{run.info.run_id}."
+        if kind.scores_pairs
+        else ""
+    )
+    raise StembedError(
+        f"RUN_ID {run.info.run_id}: a {kind.name} run ({kind.model_class.rsplit('.', 1)[-1]}); "
+        "`stembed ship` measures a bi-encoder's deployment variants (runtime, dimensions, embedding "
+        f"precision).{hint}"
+    )

@@ -1,5 +1,6 @@
 """ship/ in MLflow: the run's card as the shipped card, ship/ logged to the run, and (`--register`)
-the shipped variant as a registered pyfunc model that serves what the index stores."""
+the shipped variant as a registered pyfunc model that serves what the index stores (or, where the
+reranker alone was chosen, a score per (query, document) pair)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from stembed.inference.runtimes import MODEL_DIR
 from stembed.inference.shipped import load_shipped
 from stembed.inference.variants import ShipResult
 from stembed.tracking.model_logging import INPUT_EXAMPLE, requirements
+from stembed.tracking.pyfunc_models import PAIR_EXAMPLE
 from stembed.tracking.registry import register_model_version
 from stembed.tracking.store import retry_when_locked
 
@@ -54,6 +56,13 @@ class ShippedPyfunc:
                 self.shipped = load_shipped(context.artifacts["ship"])
 
             def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+                if self.shipped.encoder is None:  # the reranker alone: (query, document) pairs in
+                    rows = (
+                        model_input.iloc[:, :2].itertuples(index=False)
+                        if hasattr(model_input, "iloc")
+                        else model_input
+                    )
+                    return self.shipped.score_pairs([tuple(row) for row in rows])
                 texts = model_input.iloc[:, 0].tolist() if hasattr(model_input, "iloc") else list(model_input)
                 return self.shipped.encode(texts)
 
@@ -70,6 +79,6 @@ def register_shipped(result: ShipResult, run_id: str, uri: str, name: str) -> st
             python_model=ShippedPyfunc(),
             artifacts={"ship": str(result.output)},
             pip_requirements=[*requirements(), "onnxruntime"],
-            input_example=INPUT_EXAMPLE,
+            input_example=INPUT_EXAMPLE if result.chosen.variant.runtime else PAIR_EXAMPLE,
         )
     return register_model_version(uri, info.model_uri, name)

@@ -36,15 +36,24 @@ BATCH_SIZE = 64  # eval texts are batched as a shipped model batches them (ONNX 
 
 @dataclass
 class Variant:
-    """One deployment variant: how it encodes, how many dimensions it keeps, how it stores them."""
+    """One deployment variant: how it encodes, how many dimensions it keeps, how it stores them, and
+    whether a reranking stage (stembed.inference.runtimes.RERANKERS) orders its top rerank_k candidates.
+
+    A reranker alone (no retrieval: it scores every candidate, or the pairs themselves) has no runtime."""
 
     runtime: str
     dims: int
     precision: str
+    reranker: str = ""  # the reranking stage's name; "" without one
+    rerank_k: int = 0  # candidates per query it reranks; 0: every candidate (or the pair itself)
 
     @property
     def label(self) -> str:
-        return f"{self.runtime} / {self.dims}d / {self.precision}"
+        retrieval = f"{self.runtime} / {self.dims}d / {self.precision}" if self.runtime else ""
+        if not self.reranker:
+            return retrieval
+        stage = f"{self.reranker}@{self.rerank_k or 'all'}"
+        return f"{retrieval} + {stage}" if retrieval else stage
 
 
 @dataclass
@@ -56,9 +65,10 @@ class Row:
     delta: float = 0.0
     low: float = float("nan")  # 95% paired-bootstrap interval of delta (nan: no per-example scores)
     high: float = float("nan")
-    texts_per_second: float = 0.0
+    texts_per_second: float = 0.0  # queries/s where a reranker follows (a query: one text + its pairs)
     p50_ms: float = 0.0
-    model_mb: float = 0.0
+    model_mb: float = 0.0  # bi-encoder and reranker together
+    reranker_mb: float = 0.0  # the reranker's part of model_mb
     index_mb_per_million: float = 0.0
     chosen: bool = False
 
@@ -73,6 +83,8 @@ class ShipResult:
     output: Path
     registered: str | None = None
     notes: list[str] = field(default_factory=list)
+    min_gain: float | None = None  # the gain asked for (--min-gain), where it replaced --max-drop
+    reranker: str | None = None  # the reranker measured (--reranker), as given
 
 
 def quantize(embeddings: np.ndarray, precision: str, ranges: np.ndarray | None) -> np.ndarray:
@@ -125,12 +137,18 @@ class VariantModel:
         self.dims = embedding_dimension(model)
         self.precision, self.ranges = "float32", None
         self.sides_used = False
-        self.model_card_data = _NoCardData()  # evaluators record metrics there; not in the real card
+        self.model_card_data = NoCardData()  # evaluators record metrics there; not in the real card
 
     def set(self, dims: int, precision: str, ranges: np.ndarray | None = None) -> VariantModel:
         self.dims, self.precision, self.ranges = dims, precision, ranges
         self.sides_used = False
         return self
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        """The real model's class, so that isinstance checks (kind_of: which kind of model is this)
+        see the bi-encoder it stands for."""
+        return type(self._model)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
@@ -174,6 +192,8 @@ class VariantModel:
         return torch.from_numpy(np.ascontiguousarray(vectors)) if convert_to_tensor else vectors
 
 
-class _NoCardData:
+class NoCardData:
+    """A model card stand-in: evaluators record their metrics there, which must not reach the real card."""
+
     def set_evaluation_metrics(self, *args: Any, **kwargs: Any) -> None:
         return None
