@@ -30,6 +30,24 @@ def test_each_kind_resolves_its_library_classes() -> None:
         check_fits(CROSS_ENCODER, "loss", "sentence_transformers.sentence_transformer.losses.CoSENTLoss")
 
 
+def test_reranked_routing_keeps_the_retrievers_order_below_its_top_k() -> None:
+    """Label names outside the retriever's top k rank below the reranked ones, in the retriever's order."""
+    import numpy as np
+
+    from stembed.components.label_routing import LabelRetrievalEvaluator
+    from stembed.components.model import tiny_cross_encoder
+
+    names = {"a": "a", "b": "b", "c": "c"}
+    evaluator = LabelRetrievalEvaluator(["reset my password", "cancel order"], ["a", "c"], names, top_k=1)
+    evaluator.retriever = "a bi-encoder"  # stands in: the order below is what it would have ranked
+    evaluator._order = np.array([[1, 0, 2], [2, 1, 0]])  # text 0: b, a, c; text 1: c, b, a
+    scores = evaluator.score_matrix(tiny_cross_encoder(["reset", "password", "cancel", "order"]))
+    assert scores.argmax(axis=1).tolist() == [1, 2]  # top 1 of the retriever: the only candidate
+    assert [np.argsort(-row).tolist() for row in scores] == [[1, 0, 2], [2, 1, 0]]
+    metrics = evaluator(tiny_cross_encoder(["reset"]))
+    assert metrics["accuracy@1"] == 0.5 and metrics["mrr@10"] == pytest.approx((0.5 + 1.0) / 2)
+
+
 @pytest.fixture(scope="module")
 def reranker_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
     """A sweep over two reranker losses: a parent and two FINISHED children, models logged."""

@@ -50,7 +50,7 @@ class LabelRetrievalEvaluator(SentenceEvaluator):
         per text the reranker orders; without one the reranker scores every label name."""
         super().__init__()
         self.retriever, self.top_k = retriever, top_k
-        self._candidates: np.ndarray | None = None
+        self._order: np.ndarray | None = None
         self.query_prompt, self.corpus_prompt = query_prompt, corpus_prompt  # model.prompts (texts, labels)
         self.texts, self.labels = list(texts), [str(label) for label in labels]
         self.label_names = dict(label_names or {})
@@ -107,25 +107,29 @@ class LabelRetrievalEvaluator(SentenceEvaluator):
         return scores.detach().cpu().float().numpy()
 
     def _reranked(self, model: Any, class_texts: list[str], score: Any) -> Any:
-        candidates = self.candidates(class_texts)
-        pairs = [
-            (text, class_texts[j]) for text, row in zip(self.texts, candidates, strict=True) for j in row
-        ]
+        """The reranker's scores of each text's candidates; the other label names below them, in the
+        retriever's order (as a pipeline that reranks the top k and keeps the rest would rank them)."""
+        order = self.retriever_order(class_texts)
+        candidates = order[:, : self.top_k] if self.retriever and self.top_k else order
+        rows = zip(self.texts, candidates, strict=True)
+        pairs = [(text, class_texts[j]) for text, row in rows for j in row]
         scores = np.asarray(score(pairs), dtype=np.float32).reshape(candidates.shape)
-        matrix = np.full((len(self.texts), len(class_texts)), -np.inf, dtype=np.float32)
+        position = np.empty_like(order)
+        np.put_along_axis(position, order, np.arange(order.shape[1])[None, :].repeat(len(order), 0), axis=1)
+        matrix = (scores.min() - 1 - position).astype(np.float32)
         np.put_along_axis(matrix, candidates, scores, axis=1)
         return matrix
 
-    def candidates(self, class_texts: list[str]) -> np.ndarray:
-        """(texts x k) label indices the reranker scores: the retriever's top_k, else all (computed once)."""
-        if self._candidates is None:
-            every = np.tile(np.arange(len(class_texts)), (len(self.texts), 1))
+    def retriever_order(self, class_texts: list[str]) -> np.ndarray:
+        """(texts x labels) label indices by the retriever's cosine, best first (label order without
+        a retriever or top_k); computed once, as the retriever does not train."""
+        if self._order is None:
+            order = np.tile(np.arange(len(class_texts)), (len(self.texts), 1))
             if self.retriever and self.top_k and self.top_k < len(class_texts):
                 retriever = load_model(OmegaConf.create({"name_or_path": self.retriever})).model
-                cosine = self.score_matrix(retriever)
-                every = np.argsort(-cosine, axis=1, kind="stable")[:, : self.top_k]
-            self._candidates = every
-        return self._candidates
+                order = np.argsort(-self.score_matrix(retriever), axis=1, kind="stable")
+            self._order = order
+        return self._order
 
     def get_config_dict(self) -> dict[str, Any]:
         config = {"labels": len(self.classes), "texts": len(self.texts)}
