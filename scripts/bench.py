@@ -3,7 +3,8 @@
 CLI start-up (bench_cli), runner overhead against a plain sentence-transformers script
 (bench_overhead), training throughput, FLOP/s efficiency and quality at equal budget
 (bench_train), encode speed against model.encode and ONNX int8 against PyTorch
-(bench_encode). Reads the real data in ../shared/data in place.
+(bench_encode), and a 1,000,000-row csv's time to first step and peak RSS (bench_million). Reads the
+real data in ../shared/data in place.
 
 Usage: .venv/bin/python scripts/bench.py [--quick]   (--quick: tiny budgets, checks the plumbing)
 """
@@ -18,6 +19,7 @@ import time
 
 import bench_cli
 import bench_encode
+import bench_million
 import bench_overhead
 import bench_train
 from benchlib import print_table
@@ -50,6 +52,7 @@ def main() -> None:
     rows.append(bench_overhead.measure(repeat=1 if quick else 3, steps=10 if quick else 200, batch_size=4))
     rows += bench_train.measure(it_pairs=96 if quick else 1600, stsb_steps=6 if quick else 300)
     rows += bench_encode.measure(texts=1000 if quick else 50_000)
+    rows += bench_million.measure(rows=10_000 if quick else bench_million.ROWS)
     print(f"\nstembed benchmarks, {datetime.date.today()}, {machine()}")
     print_table(rows)
     print(f"\n{(time.perf_counter() - started) / 60:.1f} minutes")

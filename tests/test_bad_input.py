@@ -21,6 +21,7 @@ pytestmark = pytest.mark.e2e  # real training runs in subprocesses: `make test`,
 BASE = ["+experiment=demo", "model=tiny", "trainer=smoke"]
 PAIRS = [*BASE, "data=pairs"]
 MNRL_CATEGORY = [*PAIRS, "loss=mnrl", "data.source=category.csv", "data.columns.sentence1=anchor"]
+LONG_PROMPT = "represent this customer support question for retrieving the most relevant help articles"
 MNRL_CATEGORY += ["data.columns.sentence2=positive", "~data.columns.score", "+data.columns.category=category"]
 
 # id: (arguments, texts the message must contain)
@@ -201,6 +202,48 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "list_valued_texts": ([*PAIRS, "data.source=lists.jsonl"], ["data.columns.sentence1 holds list values"]),
     "mixed_type_jsonl": ([*PAIRS, "data.source=mixed.jsonl"], ["column 'sentence2' mixes number, str"]),
     "reused_run_directory": ([*BASE, "hydra.run.dir=reused_run"], ["reused_run", "earlier run's model"]),
+    # Issue 24: a prompt that leaves no room for the text (24.3), values that failed after the run opened.
+    "prompt_fills_max_seq_length": (
+        [*BASE, "model.max_seq_length=6", "model.prompts.query='represent this customer question please'"],
+        ["model.prompts.query", "5 tokens", "max_seq_length is 6", "leaves 1 token(s)"],
+    ),
+    "prompt_fills_max_seq_length_minilm": (
+        ["+experiment=demo", "model.max_seq_length=16", f"model.prompts.query='{LONG_PROMPT}'"],
+        ["model.prompts.query", "max_seq_length is 16", "leaves 0 token(s)", "raise model.max_seq_length"],
+    ),
+    "register_model_invalid_name": (
+        [*BASE, "tracking.register_model='bad/name:1'"],
+        ["tracking.register_model=bad/name:1", "not a valid MLflow registered model name"],
+    ),
+    "dataloader_num_workers_negative": (
+        [*BASE, "trainer.dataloader_num_workers=-1"],
+        ["trainer.dataloader_num_workers=-1", "positive number of worker processes"],
+    ),
+    "optuna_zero_trials": (
+        ["-m", "+hparams_search=demo_optuna", *BASE, "hydra.sweeper.n_trials=0"],
+        ["hydra.sweeper.n_trials=0", "1 or more trials"],
+    ),
+    "trainer_seed_negative": ([*BASE, "trainer.seed=-1"], ["trainer.seed=-1", "between 0 and"]),
+    "eval_source_of_one_row": (
+        [*PAIRS, "data.source=ok.csv", "data.eval_source=one_row.csv"],
+        ["data.eval_source=one_row.csv", "1 eval row(s)", "at least 2"],
+    ),
+    "mining_sampling_strategy_unknown": (
+        [*BASE, "mining=hard_negatives", "mining.call.sampling_strategy=bogus"],
+        ["mining.call.sampling_strategy=bogus", "top", "random"],
+    ),
+    "mining_num_negatives_not_whole": (
+        [*BASE, "mining=hard_negatives", "mining.call.num_negatives=2.5"],
+        ["mining.call.num_negatives=2.5", "whole number"],
+    ),
+    "mining_model_missing": (
+        [*BASE, "mining=hard_negatives", "mining.model=/nonexistent"],
+        ["mining.model=/nonexistent"],
+    ),
+    "mining_corpus_of_one_text": (
+        [*PAIRS, "data.source=one_positive.csv", "mining=hard_negatives"],
+        ["mining=hard_negatives", "1 distinct positive text(s)", "mining=none"],
+    ),
 }
 
 
@@ -216,6 +259,9 @@ def _write_data(directory: Path) -> None:
     category = [f"ticket {i} text,guide {i} text,{['billing', 'refund', 'login'][i % 3]}" for i in range(40)]
     (directory / "category.csv").write_text("anchor,positive,category\n" + "\n".join(category) + "\n")
     (directory / "a_file").write_text("not a directory")
+    (directory / "one_row.csv").write_text("sentence1,sentence2,score\n" + rows[0] + "\n")
+    same = [f"question {i} about orders,the one answer,1.0" for i in range(40)]
+    (directory / "one_positive.csv").write_text("sentence1,sentence2,score\n" + "\n".join(same) + "\n")
     _write_issue_17_data(directory, rows)
 
 
@@ -370,3 +416,15 @@ def test_label_scale_key_exists_for_pair_data() -> None:
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[*PAIRS, "data.source=x.csv", "data.label_scale=5"])
     assert cfg.data.label_scale == 5
+
+
+def test_any_row_dropped_for_an_empty_text_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 24.10: one blank cell in 200 rows (under the old 5% threshold) is still a warning with counts."""
+    rows = [f"question {i},{'answer ' + str(i) if i != 7 else ' '},1.0" for i in range(200)]
+    (tmp_path / "one_blank.csv").write_text("sentence1,sentence2,score\n" + "\n".join(rows) + "\n")
+    stderr = _run_in_process(
+        [*PAIRS, "data.source=one_blank.csv", "strict=true"], tmp_path, monkeypatch, capsys
+    )
+    assert "warning: data.source=one_blank.csv: dropped 1 of 200 rows (under 1%)" in stderr

@@ -25,7 +25,11 @@ def test_identical_labels_leakage_and_truncation_are_reported(tmp_path: Path) ->
     ]
     _write(tmp_path / "pairs.csv", rows + rows)
     result = run_stembed(["train", *PAIRS, "model.max_seq_length=6"], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    # Issue 24.3: constant eval labels make every final metric NaN: not FINISHED, but the model is kept.
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "final metric(s) val_pearson_cosine, val_spearman_cosine are NaN" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.glob("outputs/runs/*/*/model/model.safetensors"))
     for name in ("identical_labels", "leaked_eval_rows", "truncated_share"):
         assert f"stembed: warning: [{name}]" in result.stderr
     assert "all 45 training labels are 1.0" in result.stderr
@@ -35,6 +39,7 @@ def test_identical_labels_leakage_and_truncation_are_reported(tmp_path: Path) ->
     assert 1 <= metrics["sanity_leaked_eval_rows"] <= 15
     assert metrics["sanity_truncated_share"] == 0.5  # the long first texts, not the short second ones
     assert "[identical_labels]" in run.data.tags["stembed.warnings"]
+    assert run.info.status == "FAILED"
 
     strict = run_stembed(["train", *PAIRS, "model.max_seq_length=6", "strict=true"], tmp_path)
     assert strict.returncode == 2 and "strict=true: the data failed 3 sanity check(s)" in strict.stderr
@@ -44,7 +49,8 @@ def test_identical_labels_leakage_and_truncation_are_reported(tmp_path: Path) ->
 def test_mnrl_repeated_texts_warn_unless_the_no_duplicates_sampler_is_used(tmp_path: Path) -> None:
     rows = [f"question {i % 10} about billing,answer {i} about invoices,1.0" for i in range(40)]
     _write(tmp_path / "pairs.csv", rows)
-    mnrl = [*PAIRS, "loss=mnrl"]
+    # evaluator=none: a correlation over all-1.0 eval labels is NaN, which ends a run FAILED (issue 24.3)
+    mnrl = [*PAIRS, "loss=mnrl", "evaluator=none"]
     result = run_stembed(["train", *mnrl, "speed.batch_sampler=batch_sampler"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[repeated_texts]" in result.stderr and "speed.batch_sampler=no_duplicates" in result.stderr

@@ -13,7 +13,7 @@ import typer
 from stembed.cli.app import TRACKING_URI, app, user_errors
 from stembed.errors import StembedError
 from stembed.tracking import runs as runs_module  # light: mlflow is imported when a command runs
-from stembed.tracking.store import resolve_tracking_uri
+from stembed.tracking.store import check_sqlite_store, resolve_tracking_uri
 
 
 @app.command()
@@ -26,6 +26,9 @@ def ui(
 ) -> None:
     """Open the MLflow UI on the project's store."""
     uri = resolve_tracking_uri(backend_store_uri, Path("outputs"))
+    with user_errors():
+        check_port(port)
+        check_sqlite_store(uri, read_only=False)  # MLflow would add its tables to any database it opens
     if reason := port_taken(host, port):
         typer.echo(
             f"stembed: error: --port {port}: cannot serve on {host}:{port} ({reason}); another program "
@@ -40,6 +43,15 @@ def ui(
     typer.echo(f"MLflow UI for {uri} on http://{host}:{port} (Ctrl-C to stop)")
     command = [mlflow_bin, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     raise typer.Exit(subprocess.call(command))
+
+
+def check_port(port: int) -> None:
+    """A port number outside 1..65535 is bad input, not an OverflowError from the socket."""
+    if not 1 <= port <= MAX_PORT:
+        raise StembedError(f"--port {port}: a TCP port is a number from 1 to {MAX_PORT}; e.g. --port 5000.")
+
+
+MAX_PORT = 65535
 
 
 def port_taken(host: str, port: int) -> str | None:

@@ -6,6 +6,8 @@ class with only its own arguments under `call`.
 
 from __future__ import annotations
 
+import math
+import sys
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 def columns(dataset: Dataset, **mapping: str) -> dict[str, list]:
     """Evaluator arguments taken straight from columns: {argument: column}."""
     _check_columns(dataset, mapping.values())
-    return {argument: list(dataset[column]) for argument, column in mapping.items()}
+    return {argument: dataset[column][:] for argument, column in mapping.items()}
 
 
 def pair_inputs(dataset: Dataset, pair: tuple[str, str] | list[str], **mapping: str) -> dict[str, list]:
@@ -194,4 +196,26 @@ def check_not_diverged(
         f"training diverged at trainer.learning_rate={learning_rate}: {what}. Lower "
         "trainer.learning_rate, add warmup (trainer.warmup_steps=0.1), keep trainer.max_grad_norm=1.0, "
         "or turn off trainer.fp16. The model is not saved."
+    )
+
+
+def check_final_metrics_defined(final: dict[str, float], primary: str | None, model_dir: Any) -> None:
+    """Raise when the metric that ranks the run (or every final metric) is NaN: a model nothing could
+    score is not a finished run, even when the metric was NaN before training too (check_not_diverged
+    lets that pass). The weights are finite by now, so the model is kept and the error says where."""
+    undefined = sorted(k for k, v in final.items() if not (isinstance(v, int | float) and math.isfinite(v)))
+    if not undefined:
+        return
+    shown = ", ".join(undefined[:5]) + (", ..." if len(undefined) > 5 else "")
+    if primary not in undefined and len(undefined) < len(final):
+        print(
+            f"stembed: warning: final metric(s) {shown} are NaN; the evaluator could not score them.",
+            file=sys.stderr,
+        )
+        return
+    raise StembedError(
+        f"final metric(s) {shown} are NaN: the evaluator could not score the trained model (constant eval "
+        "labels, texts cut away by a long model.prompts entry, or too few eval rows), so the run is marked "
+        f"FAILED, not FINISHED. The model is saved in {model_dir} and logged to the run; fix the eval data "
+        "(see data_stats and the warnings above) and evaluate it again with `stembed eval`."
     )

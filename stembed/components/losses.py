@@ -7,6 +7,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pyarrow.compute as pc
 from sentence_transformers.cross_encoder import losses as ce_losses
 from sentence_transformers.sentence_transformer import losses
 from sentence_transformers.sparse_encoder import losses as sparse_losses
@@ -197,8 +198,8 @@ def _check_labelled_pairs(
         )
     if label_range is None:
         return
-    labels = dataset[label_column]
-    low, high = min(labels), max(labels)
+    extremes = pc.min_max(dataset.with_format("arrow")[label_column])  # datasets' Column reads row by row
+    low, high = float(extremes["min"].as_py()), float(extremes["max"].as_py())
     if low < label_range[0] or high > label_range[1]:
         hint = f" e.g. data.label_scale={high:g} for scores up to {high:g} (STS: 5)" if high > 1 else ""
         raise StembedError(
@@ -228,7 +229,7 @@ def _check_in_batch_columns(dataset: Dataset, name: str, texts: list[str]) -> No
         )
     rows = len(dataset)
     for column in texts[2:]:  # hard negatives: a column of few distinct values is a label, not texts
-        distinct = len(set(dataset[column]))
+        distinct = len(set(dataset[column][:]))
         if rows >= 10 and distinct <= max(2, rows // 10):
             raise StembedError(
                 f"data.columns.{column}: {name} reads every column after the first two as hard-negative "

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from stembed.components.instantiate import instantiate
 from stembed.components.kinds import BI_ENCODER, ModelKind, kind_of, kind_of_class, kind_of_saved
-from stembed.components.prompts import configured, set_on_model
+from stembed.components.prompts import check_prompt_lengths, configured, set_on_model
 from stembed.errors import StembedError
 from stembed.hub import hub_is_offline
 
@@ -51,6 +51,7 @@ def load_model(cfg: Any) -> LoadedModel:
     prompts, _ = configured(cfg)
     loaded = _load(cfg)
     set_on_model(loaded.model, prompts)  # saved with the model, used by training, mining, evaluation
+    check_prompt_lengths(loaded.model, getattr(loaded.model, "prompts", None) or prompts)
     return loaded
 
 

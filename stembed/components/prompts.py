@@ -57,6 +57,52 @@ def set_on_model(model: SentenceTransformer, prompts: Mapping[str, str]) -> None
         model.prompts = {**model.prompts, **given}
 
 
+MIN_TEXT_TOKENS = 4  # a prompt must leave at least this many tokens of max_seq_length for the text
+
+
+def check_prompt_lengths(model: Any, prompts: Mapping[str, str]) -> None:
+    """A prompt that fills (almost) all of max_seq_length cuts every text away: the model would train
+    and be evaluated on the prompt alone (NaN metrics), so it is bad input before any run opens."""
+    limit = sequence_limit(model)
+    if limit is None:
+        return
+    for name, text in prompts.items():
+        tokens = prompt_tokens(model, text) if text else None
+        if tokens is not None and limit - tokens < MIN_TEXT_TOKENS:
+            raise StembedError(
+                f"model.prompts.{name}: the prompt is {tokens} tokens (with the model's special tokens) "
+                f"and max_seq_length is {limit}, which leaves {max(limit - tokens, 0)} token(s) for the text "
+                f"(at least {MIN_TEXT_TOKENS} are needed): every text would be cut away and the model would "
+                f"learn from the prompt alone. Shorten model.prompts.{name}, or raise model.max_seq_length."
+            )
+
+
+def sequence_limit(model: Any) -> int | None:
+    """The tokens a text is cut to: max_seq_length, or a tokenizers.Tokenizer's truncation length."""
+    limit = getattr(model, "max_seq_length", None)
+    if isinstance(limit, int) and limit > 0:
+        return limit
+    truncation = getattr(getattr(model, "tokenizer", None), "truncation", None)
+    return int(truncation["max_length"]) if isinstance(truncation, dict) else None
+
+
+def prompt_tokens(model: Any, text: str) -> int | None:
+    """Tokens of text, special tokens included and not truncated; None for a model without a tokenizer."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        return None
+    if callable(getattr(tokenizer, "no_truncation", None)):  # a tokenizers.Tokenizer (StaticEmbedding)
+        from tokenizers import Tokenizer  # local: only models built on a bare tokenizer need it
+
+        untruncated = Tokenizer.from_str(tokenizer.to_str())
+        untruncated.no_truncation()
+        return len(untruncated.encode(text).ids)
+    try:
+        return len(tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+    except TypeError:  # a tokenizer with another signature: nothing to check
+        return None
+
+
 def effective(model: SentenceTransformer, prompt_columns: Mapping[str, str] | None) -> dict[str, str]:
     """The model's non-empty prompts (its saved ones plus model.prompts), prompt_columns checked."""
     prompts = {name: text for name, text in model.prompts.items() if text}

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from stembed.errors import StembedError
 
@@ -41,14 +43,30 @@ class PairData:
         """The column the trainer treats as the label, if any."""
         return next((c for c in self.train.column_names if c in LABEL_COLUMNS), None)
 
+    _fingerprint: tuple[tuple[int, ...], str] | None = field(default=None, repr=False, compare=False)
+
     @property
     def fingerprint(self) -> str:
-        """A short content hash of train and eval data."""
-        digest = hashlib.sha256()
-        for part in (self.train, self.eval, self.test):
-            if part is not None:
-                digest.update(_hash_frame(part.to_pandas()))
-        return digest.hexdigest()[:16]
+        """A short content hash of train, eval and test data; computed once per set of splits (a run
+        reads it for its tags, its MLflow inputs and its card)."""
+        parts = (self.train, self.eval, self.test)
+        key = tuple(id(part) for part in parts)
+        if self._fingerprint is None or self._fingerprint[0] != key:
+            digest = hashlib.sha256()
+            for part in parts:
+                if part is not None:
+                    digest.update(_hash_rows(part))
+            self._fingerprint = (key, digest.hexdigest()[:16])
+        return self._fingerprint[1]
+
+
+def _hash_rows(dataset: Dataset) -> pa.Buffer:
+    """The rows as one Arrow IPC stream (one chunk, no metadata): hashed at memory speed, not row by row."""
+    table = dataset.with_format("arrow")[:].combine_chunks().replace_schema_metadata(None)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
 
 
 def _hash_frame(frame: pd.DataFrame) -> bytes:
@@ -183,71 +201,101 @@ def select_columns(dataset: Dataset, columns: dict[str, str], where: str) -> Dat
         )
     if len(dataset) == 0:
         raise StembedError(f"{where}: no rows. Check the file (it has only a header?) or the split.")
-    mapped = dataset.map(
-        lambda batch: {out: batch[src] for out, src in columns.items()}, batched=True, remove_columns=found
-    )
-    return mapped.select_columns(list(columns))  # map keeps a kept name's old position; losses read by order
+    table = dataset.with_format("arrow")[:].combine_chunks()  # data.limit's shuffle: one chunk per row
+    features = {out: dataset.features[src] for out, src in columns.items()}  # e.g. a hub ClassLabel stays
+    return _from_arrow(pa.table({out: table.column(src) for out, src in columns.items()}), features)
+
+
+def _from_arrow(table: pa.Table, features: dict[str, Any] | None = None) -> Dataset:
+    """A Dataset over an Arrow table: column operations instead of a row-by-row `map`."""
+    from datasets import Dataset, DatasetInfo, Features
+
+    return Dataset(table, info=DatasetInfo(features=Features(features)) if features else None)
+
+
+def _column(dataset: Dataset, name: str) -> pa.ChunkedArray:
+    """One column as Arrow (honours a select/shuffle's indices); datasets' Column iterates row by row."""
+    return dataset.with_format("arrow")[name]
 
 
 MIN_EVAL_ROWS = 2  # a correlation or a ranking over one row is undefined
-DROPPED_ROWS_WARNING = 0.05  # warn when more than this share of rows is dropped for an empty text
 
 
 def _clean(dataset: Dataset, where: str) -> Dataset:
-    """Drop rows with an empty text (warning above 5%); fail on texts that are not strings and on
-    labels that are not finite numbers; make the label float32."""
-    from datasets import Value
-
+    """Drop rows with an empty text (counted in a warning); fail on texts that are not strings and on
+    labels that are not finite numbers; make the label float32. Column operations: a million rows take
+    seconds."""
     texts = text_columns(dataset)
     for column in texts:
-        _check_texts(dataset[column], column, where)
+        _check_texts(_column(dataset, column), column, where)
     rows = len(dataset)
-    for column in (c for c in dataset.column_names if c in LABEL_COLUMNS):
-        check_labels(dataset[column], column, where)
-    dataset = dataset.filter(lambda row: all(isinstance(row[c], str) and row[c].strip() for c in texts))
+    labels = [c for c in dataset.column_names if c in LABEL_COLUMNS]
+    for column in labels:
+        check_labels(_column(dataset, column), column, where)
+    keep = _non_empty_rows(dataset, texts)
+    if keep is not None:  # Arrow's filter: datasets' select + flatten_indices copies row by row
+        kept = dataset.with_format("arrow")[:].filter(pa.array(keep)).combine_chunks()
+        dataset = _from_arrow(kept, dict(dataset.features))
     _warn_dropped(rows, len(dataset), texts, where)
-    for column in (c for c in dataset.column_names if c in LABEL_COLUMNS):
-        try:
-            dataset = dataset.cast_column(column, Value("float32"))
-        except (ValueError, TypeError) as err:
-            sample = dataset[column][:3]
-            raise StembedError(
-                f"{where}: label column '{column}' is not numeric (first values: {sample}). "
-                "Map a numeric column to it with data.columns, or drop it for losses without labels."
-            ) from err
     if len(dataset) == 0:
         raise StembedError(
             f"{where}: all {rows} rows have an empty text in one of the columns {texts}. Check data.columns "
             "(does each output name the right column?) and the file."
         )
+    return _float_labels(dataset, labels, where)
+
+
+def _non_empty_rows(dataset: Dataset, texts: list[str]) -> np.ndarray | None:
+    """A mask of the rows whose texts are all non-blank, or None when every row is."""
+    keep = np.ones(len(dataset), dtype=bool)
+    for column in texts:
+        values = _column(dataset, column)
+        if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
+            return np.zeros(len(dataset), dtype=bool)  # all empty (_check_texts passed)
+        length = pc.utf8_length(pc.utf8_trim_whitespace(values))
+        keep &= pc.fill_null(pc.greater(length, 0), False).to_numpy(zero_copy_only=False)
+    return None if keep.all() else keep
+
+
+def _float_labels(dataset: Dataset, labels: list[str], where: str) -> Dataset:
+    from datasets import Value
+
+    for column in labels:
+        try:
+            dataset = dataset.cast_column(column, Value("float32"))
+        except (ValueError, TypeError, pa.ArrowInvalid) as err:
+            sample = _column(dataset, column).slice(0, 3).to_pylist()
+            raise StembedError(
+                f"{where}: label column '{column}' is not numeric (first values: {sample}). "
+                "Map a numeric column to it with data.columns, or drop it for losses without labels."
+            ) from err
     return dataset
 
 
-def _check_texts(values: list[Any], column: str, where: str) -> None:
+def _is_text(values: pa.ChunkedArray) -> bool:
+    kind = values.type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+
+
+def _check_texts(values: pa.ChunkedArray, column: str, where: str) -> None:
     """A text column holds strings (or empty cells); numbers or lists mean a wrong column or file."""
-    bad = [(i, v) for i, v in enumerate(values) if v is not None and not isinstance(v, str)]
+    if _is_text(values):
+        return
+    items = values.to_pylist()
+    bad = [(i, v) for i, v in enumerate(items) if v is not None and not isinstance(v, str)]
     if not bad:
         return
     row, value = bad[0]
     raise StembedError(
         f"{where}: text column data.columns.{column} holds {type(value).__name__} values, not texts "
-        f"({len(bad)} of {len(values)} rows; first: {value!r} in row {row + 1}). Map a column of texts to "
+        f"({len(bad)} of {len(items)} rows; first: {value!r} in row {row + 1}). Map a column of texts to "
         f"it with data.columns.{column}=<column>, or quote the values in the file."
     )
 
 
-def check_labels(values: list[Any], column: str, where: str) -> None:
+def check_labels(values: pa.ChunkedArray | list[Any], column: str, where: str) -> None:
     """Empty, NaN or infinite labels are bad input (they train to NaN): name the count and the rows."""
-
-    def bad(value: Any) -> bool:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return True
-        try:
-            return not math.isfinite(float(value))
-        except (TypeError, ValueError):
-            return False  # a non-numeric label fails the numeric check with its own message
-
-    rows = [i + 1 for i, value in enumerate(values) if bad(value)]
+    rows = (np.flatnonzero(_bad_labels(values)) + 1).tolist()
     if rows:
         shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
         raise StembedError(
@@ -257,11 +305,33 @@ def check_labels(values: list[Any], column: str, where: str) -> None:
         )
 
 
+def _bad_labels(values: pa.ChunkedArray | list[Any]) -> np.ndarray:
+    """A mask of empty, NaN and infinite labels: column operations for numbers, else value by value."""
+    if isinstance(values, pa.ChunkedArray | pa.Array) and (
+        pa.types.is_floating(values.type) or pa.types.is_integer(values.type)
+    ):
+        numbers = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
+        return ~np.isfinite(numbers)
+    items = values.to_pylist() if isinstance(values, pa.ChunkedArray | pa.Array) else list(values)
+
+    def bad(value: Any) -> bool:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return True
+        try:
+            return not math.isfinite(float(value))
+        except (TypeError, ValueError):
+            return False  # a non-numeric label fails the numeric check with its own message
+
+    return np.fromiter((bad(v) for v in items), dtype=bool, count=len(items))
+
+
 def _warn_dropped(before: int, after: int, texts: list[str], where: str) -> None:
+    """Any dropped row is counted: a few thousand silently missing rows look like a smaller file."""
     dropped = before - after
-    if after and dropped > DROPPED_ROWS_WARNING * before:
+    if after and dropped:
+        share = f"{dropped / before:.0%}" if dropped >= before / 100 else "under 1%"
         print(
-            f"stembed: warning: {where}: dropped {dropped} of {before} rows ({dropped / before:.0%}) with "
+            f"stembed: warning: {where}: dropped {dropped} of {before} rows ({share}) with "
             f"an empty text in {texts}; data_stats in the run records the counts. Check data.columns.",
             file=sys.stderr,
         )
@@ -287,10 +357,10 @@ def finish_pairs(
     data = PairData(train=train, eval=eval_, name=name, source=source, hub_id=hub_id, stats=stats)
     if eval_ is not None and set(eval_.column_names) == set(train.column_names):
         data.eval_pairs = eval_
-    if data.label_column:
-        labels = train[data.label_column]
-        stats["train_label_mean"] = round(float(sum(labels) / len(labels)), 4)
-        stats["train_positive_share"] = round(sum(v >= positive_min_score for v in labels) / len(labels), 4)
+    if data.label_column and len(train):
+        labels = pc.cast(_column(train, data.label_column), pa.float64()).to_numpy(zero_copy_only=False)
+        stats["train_label_mean"] = round(float(labels.mean()), 4)
+        stats["train_positive_share"] = round(float((labels >= positive_min_score).mean()), 4)
     return data
 
 
@@ -305,6 +375,7 @@ def load_pairs(
     eval_fraction: float | None = 0.1,
     test_split: str | None = None,
     limit: int | None = None,
+    eval_limit: int | None = None,
     label_scale: float | None = None,
     read_options: dict[str, Any] | None = None,
     positive_min_score: float = 0.5,
@@ -312,9 +383,9 @@ def load_pairs(
 ) -> PairData:
     """Plain column pairs from a file or hub id.
 
-    Eval comes from eval_source, eval_split, or a seeded hold-out of eval_fraction; test_split (of
-    the same source) is evaluated before and after training too. label_scale divides the label
-    (5 turns STS 0..5 scores into 0..1).
+    Eval comes from eval_source, eval_split, or a seeded hold-out of eval_fraction (at most eval_limit
+    rows); test_split (of the same source) is evaluated before and after training too. label_scale
+    divides the label (5 turns STS 0..5 scores into 0..1).
     """
     columns = dict(columns)
 
@@ -335,15 +406,18 @@ def load_pairs(
     where = f"data.source={source}"
     for output, column in columns.items():  # in file order, before data.limit shuffles the rows
         if output in LABEL_COLUMNS and column in raw.column_names:
-            check_labels(raw[column], output, where)
+            check_labels(_column(raw, column), output, where)
     raw = sample(raw, limit, seed)
     train = _scale(_clean(select_columns(raw, columns, where), where), label_scale)
     if eval_source or eval_split:
         eval_ = load(
             eval_split or split, eval_source or source, "data.eval_source" if eval_source else "data.source"
         )
+        check_eval_rows(
+            eval_, f"data.eval_source={eval_source}" if eval_source else f"data.eval_split={eval_split}"
+        )
     elif eval_fraction:
-        train, eval_ = holdout(train, eval_fraction, seed)
+        train, eval_ = holdout(train, capped_fraction(eval_fraction, eval_limit, len(train)), seed)
     else:
         eval_ = None
     data = finish_pairs(
@@ -354,6 +428,35 @@ def load_pairs(
         data.test = load(test_split)
         data.stats["test_rows"] = len(data.test)
     return data
+
+
+def check_eval_rows(eval_: Dataset, where: str) -> None:
+    """An eval set of one row fails every evaluator (a correlation or ranking over one row is undefined)."""
+    if len(eval_) < MIN_EVAL_ROWS:
+        raise StembedError(
+            f"{where}: {len(eval_)} eval row(s) after dropping empty texts, but an evaluator needs at "
+            f"least {MIN_EVAL_ROWS}. Add rows to it, hold out part of data.source (data.eval_fraction=0.1) "
+            "instead, or train without evaluation (data.eval_fraction=null evaluator=none)."
+        )
+
+
+def capped_fraction(fraction: float, eval_limit: int | None, rows: int) -> float:
+    """data.eval_fraction, lowered so at most data.eval_limit rows are held out (the rest train): on a
+    million rows, 10% is an evaluation that takes longer than the training steps between evaluations."""
+    if eval_limit is None or not 0 < fraction < 1 or math.ceil(fraction * rows) <= eval_limit:
+        return fraction
+    if not isinstance(eval_limit, int) or isinstance(eval_limit, bool) or eval_limit < MIN_EVAL_ROWS:
+        raise StembedError(
+            f"data.eval_limit={eval_limit}: must be a whole number of {MIN_EVAL_ROWS} or more held-out rows "
+            "(e.g. data.eval_limit=10000), or null to hold out all of data.eval_fraction."
+        )
+    print(
+        f"stembed: note: data.eval_fraction={fraction} would hold out {math.ceil(fraction * rows)} of {rows} "
+        f"rows; holding out data.eval_limit={eval_limit} instead (the rest train). Set data.eval_limit=null "
+        "to hold out the whole fraction.",
+        file=sys.stderr,
+    )
+    return eval_limit / rows
 
 
 def sample(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
@@ -389,11 +492,22 @@ def holdout(
     held_out = parts["test"]
     if eval_limit is not None and len(held_out) > eval_limit:
         held_out = held_out.select(range(eval_limit))
-    return parts["train"], held_out
+    return _flat(parts["train"]), _flat(held_out)
+
+
+def _flat(dataset: Dataset) -> Dataset:
+    """The rows a split's index mapping points at, taken once with Arrow: every later column read of a
+    mapped million-row dataset would take them again."""
+    rows = dataset.with_format("arrow")[:]  # a shuffled mapping comes back as one chunk per row
+    return _from_arrow(rows.combine_chunks(), dict(dataset.features))
 
 
 def _scale(dataset: Dataset, label_scale: float | None) -> Dataset:
     labels = [c for c in dataset.column_names if c in LABEL_COLUMNS]
     if not label_scale or label_scale == 1 or not labels:
         return dataset
-    return dataset.map(lambda batch: {c: [v / label_scale for v in batch[c]] for c in labels}, batched=True)
+    table = dataset.with_format("arrow")[:]
+    for column in labels:
+        scaled = pc.divide(pc.cast(table.column(column), pa.float64()), float(label_scale))
+        table = table.set_column(table.schema.get_field_index(column), column, pc.cast(scaled, pa.float32()))
+    return _from_arrow(table)

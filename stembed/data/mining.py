@@ -96,6 +96,7 @@ def mine_if_configured(
         return None
     spec, output_format, keep_pairs = _spec(cfg, loss)
     pairs = positive_pairs(train, label_column, min_score)
+    check_corpus(pairs)
     miner = _mining_model(cfg.get("model"), model)
     key = cache_key(
         pairs, train if keep_pairs and output_format == "labeled-pair" else None,
@@ -165,9 +166,34 @@ def _spec(cfg: Any, loss: nn.Module) -> tuple[dict[str, Any], str, bool]:
                 f"sentence_transformers.util.mine_hard_negatives.{did_you_mean(key, accepted)} "
                 f"Arguments: {', '.join(sorted(accepted))}."
             )
+    check_miner_values(spec)
     spec["use_faiss"] = _use_faiss(values.get("use_faiss", "auto"))
     keep_pairs = bool(values.get("keep_pairs", True))
     return spec, output_format_for(str(values.get("output_format") or "auto"), loss), keep_pairs
+
+
+SAMPLING_STRATEGIES = ("top", "random")
+WHOLE_NUMBERS = {"num_negatives": 1, "range_min": 0, "range_max": 1, "batch_size": 1, "faiss_batch_size": 1}
+
+
+def check_miner_values(spec: dict[str, Any]) -> None:
+    """Miner values of the wrong kind fail here, naming the key, not as an IndexError or a TypeError
+    deep in mine_hard_negatives (in `stembed mine` and in `stembed train` before the run opens)."""
+    strategy = spec.get("sampling_strategy")
+    if strategy is not None and strategy not in SAMPLING_STRATEGIES:
+        raise StembedError(
+            f"mining.call.sampling_strategy={strategy}: must be top (the closest valid candidates) or random "
+            f"(sampled among them).{did_you_mean(str(strategy), SAMPLING_STRATEGIES)}"
+        )
+    for key, least in WHOLE_NUMBERS.items():
+        value = spec.get(key)
+        if value is None and key == "range_max":
+            continue
+        if key in spec and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+            raise StembedError(
+                f"mining.call.{key}={value}: must be a whole number of {least} or more, e.g. "
+                f"mining.call.{key}={max(least, 1) if key != 'range_max' else 50}."
+            )
 
 
 def _use_faiss(value: Any) -> bool:
@@ -234,6 +260,19 @@ def positive_pairs(train: Dataset, label_column: str | None, min_score: float) -
     return Dataset.from_pandas(frame, preserve_index=False)
 
 
+def check_corpus(pairs: Dataset) -> None:
+    """Negatives come from the other positives: with fewer than two distinct texts there is nothing to mine
+    from, whatever the margins (their advice would mislead)."""
+    positive = pairs.column_names[1]
+    texts = len(set(pairs[positive][:]))
+    if texts < 2:
+        raise StembedError(
+            f"mining=hard_negatives: the training data has {texts} distinct positive text(s) ('{positive}'), "
+            "so there is no other text to mine a hard negative from. Mine on data with more texts, or train "
+            "without mining (mining=none)."
+        )
+
+
 def _mining_model(name: str | None, model: SentenceTransformer) -> SentenceTransformer:
     """mining.model, or the model being trained (before training) when null.
 
@@ -249,7 +288,10 @@ def _mining_model(name: str | None, model: SentenceTransformer) -> SentenceTrans
         return model
     from omegaconf import OmegaConf
 
-    return load_model(OmegaConf.create({"name_or_path": str(name), "max_seq_length": None})).model
+    try:
+        return load_model(OmegaConf.create({"name_or_path": str(name), "max_seq_length": None})).model
+    except StembedError as err:  # load_model names the model group's key; this is mining's own
+        raise StembedError(str(err).replace("model.name_or_path", "mining.model")) from err
 
 
 def model_fingerprint(model: SentenceTransformer) -> str:

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from stembed.errors import StembedError
 
@@ -60,7 +62,7 @@ def raise_if_strict(findings: list[Finding], strict: bool) -> None:
 def _identical_labels(train: Dataset, label_column: str | None) -> Finding | None:
     if label_column is None or len(train) < 2:
         return None
-    values = set(train[label_column])
+    values = pc.unique(_arrow(train, label_column)).to_pylist()  # column operations: a million rows
     if len(values) != 1:
         return None
     return Finding(
@@ -75,8 +77,8 @@ def _identical_labels(train: Dataset, label_column: str | None) -> Finding | Non
 def _repeated_texts(train: Dataset, no_duplicates_sampler: bool) -> Finding | None:
     repeated = 0
     for column in text_columns(train):
-        counts = Counter(train[column])
-        repeated += sum(n for n in counts.values() if n > 1)
+        counts = pc.value_counts(_arrow(train, column)).field("counts").to_numpy()
+        repeated += int(counts[counts > 1].sum())
     if not repeated or no_duplicates_sampler:
         return None
     return Finding(
@@ -93,7 +95,7 @@ def _identical_pair_texts(train: Dataset) -> Finding | None:
     columns = text_columns(train)[:2]
     if len(columns) < 2 or not len(train):
         return None
-    same = sum(a == b for a, b in zip(train[columns[0]], train[columns[1]], strict=True))
+    same = pc.sum(pc.equal(_arrow(train, columns[0]), _arrow(train, columns[1]))).as_py() or 0
     if same < max(1, 0.01 * len(train)):
         return None
     return Finding(
@@ -110,8 +112,8 @@ def _leakage(train: Dataset, eval_: Dataset | None) -> Finding | None:
     columns = [c for c in text_columns(train) if c in eval_.column_names]
     if not columns:
         return None
-    train_rows = set(zip(*(train[c] for c in columns), strict=True))
-    shared = sum(row in train_rows for row in zip(*(eval_[c] for c in columns), strict=True))
+    shared = pc.sum(pc.is_in(_row_keys(eval_, columns), value_set=_row_keys(train, columns).combine_chunks()))
+    shared = shared.as_py() or 0
     if not shared:
         return None
     return Finding(
@@ -130,10 +132,7 @@ def _truncation(train: Dataset, model: Any) -> Finding | None:
         limit = limit or (tokenizer.truncation or {}).get("max_length")
     if not limit or tokenizer is None:
         return None
-    texts = [text for column in text_columns(train) for text in train[column]]
-    if len(texts) > TRUNCATION_SAMPLE:
-        step = len(texts) / TRUNCATION_SAMPLE
-        texts = [texts[int(i * step)] for i in range(TRUNCATION_SAMPLE)]
+    texts = _sampled_texts(train, TRUNCATION_SAMPLE)
     # A tokenizer makes at most 2 tokens per UTF-8 byte (a byte-fallback token plus a word marker),
     # so only texts longer than that can reach the limit: the rest need no tokenizing.
     candidates = [text for text in texts if 2 * len(str(text).encode()) + 8 > limit]
@@ -146,6 +145,36 @@ def _truncation(train: Dataset, model: Any) -> Finding | None:
         round(share, 4),
         f"{share:.1%} of training texts are longer than model.max_seq_length={limit} tokens and are cut "
         "off. Raise model.max_seq_length (up to the model's limit) or shorten the texts.",
+    )
+
+
+def _arrow(dataset: Dataset, column: str) -> pa.ChunkedArray:
+    """One column as Arrow: datasets' Column turns a million rows into Python objects one by one."""
+    return dataset.with_format("arrow")[column]
+
+
+def _sampled_texts(train: Dataset, size: int) -> list[str]:
+    """Evenly spaced texts of all text columns, sampled before any text becomes a Python string."""
+    chunks = [
+        chunk.cast(pa.large_string())
+        if pa.types.is_string(chunk.type)
+        else pa.array(map(str, chunk.to_pylist()))
+        for column in text_columns(train)
+        for chunk in _arrow(train, column).chunks
+    ]
+    every = pa.chunked_array([c.cast(pa.large_string()) for c in chunks], pa.large_string())
+    if len(every) > size:
+        every = every.take(pa.array([int(i * len(every) / size) for i in range(size)]))
+    return every.to_pylist()
+
+
+def _row_keys(dataset: Dataset, columns: list[str]) -> pa.ChunkedArray:
+    """One string per row of these columns (joined by a unit separator), for Arrow's set lookups."""
+    values = [_arrow(dataset, c).cast(pa.large_string()) for c in columns]
+    return (
+        pc.binary_join_element_wise(*values, pa.scalar("\x1f", pa.large_string()))
+        if len(values) > 1
+        else values[0]
     )
 
 

@@ -17,6 +17,7 @@ def check_config(cfg: Any, multirun: bool) -> None:
     if not 0 <= cfg.seed <= MAX_SEED:
         raise StembedError(f"seed={cfg.seed}: must be between 0 and {MAX_SEED} (numpy's range): seed=42.")
     trainer = cfg.trainer
+    check_trainer_ranges(trainer)  # also in the job's arguments; here it fails before anything loads
     check_model_values(cfg.get("model") or {})
     if cfg.speed.batches not in BATCHES:
         raise StembedError(
@@ -84,6 +85,19 @@ def check_trainer_ranges(trainer: Any) -> None:
             "steps, and the base model would be logged as trained. Set trainer.num_train_epochs to 1 or "
             "more, or trainer.max_steps to a positive number."
         )
+    workers = trainer.get("dataloader_num_workers")
+    if _number(workers) and (workers < 0 or workers != int(workers)):
+        raise StembedError(
+            f"trainer.dataloader_num_workers={workers}: must be 0 (load batches in the training process) "
+            "or a positive number of worker processes, e.g. trainer.dataloader_num_workers=2."
+        )
+    for key in ("seed", "data_seed"):
+        value = trainer.get(key)
+        if _number(value) and not (value == int(value) and 0 <= value <= MAX_SEED):
+            raise StembedError(
+                f"trainer.{key}={value}: must be a whole number between 0 and {MAX_SEED} (numpy's range); "
+                f"by default it follows the top-level seed (seed=42), so drop the trainer.{key} override."
+            )
     for key in ("warmup_ratio", "warmup_steps"):
         value = trainer.get(key)
         if _number(value) and (value < 0 or (key == "warmup_ratio" and value > 1)):

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 from transformers import set_seed
 
-from stembed.components.evaluators import check_not_diverged, run_evaluators
+from stembed.components.evaluators import check_final_metrics_defined, check_not_diverged, run_evaluators
 from stembed.components.instantiate import instantiate
 from stembed.components.model import load_model
 from stembed.data.sanity import raise_if_strict
@@ -148,6 +148,7 @@ def train(cfg: DictConfig, stop: GracefulStop | None = None, secrets: set[str] |
         config_text = OmegaConf.to_yaml(cfg, resolve=True)
         log_model = bool(cfg.tracking.log_model)
         model_uri = tracker.log_outputs(card, run_dir / ".hydra", config_text, model, log_model)
+        check_final_metrics_defined(final, primary, model_dir)  # NaN: FAILED, the model kept
     print_summary(
         tracker,
         seconds=time.perf_counter() - started,

@@ -244,6 +244,12 @@ def check_search_space(config: Any) -> None:
 
     if "optuna" not in _class_name(config.hydra.sweeper).lower():
         return
+    trials = OmegaConf.select(config, "hydra.sweeper.n_trials")
+    if trials is not None and (not isinstance(trials, int) or isinstance(trials, bool) or trials < 1):
+        raise StembedError(
+            f"hydra.sweeper.n_trials={trials}: an Optuna sweep needs 1 or more trials (with none, no job "
+            "runs and there is no best model), e.g. hydra.sweeper.n_trials=20."
+        )
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
     overrides = [(f"hydra.sweeper.params.{k}", f"{k}={v}") for k, v in params.items()]
     overrides += [(o.partition("=")[0], o) for o in config.hydra.overrides.task]

@@ -50,7 +50,7 @@ def row_lengths(dataset: Dataset, lengths: Callable[[list[str]], list[int]] | No
     lengths = lengths or (lambda texts: [len(t) for t in texts])
     total = np.zeros(len(dataset), dtype=np.int64)
     for column in text_columns(dataset):
-        total += np.asarray(lengths([str(t) for t in dataset[column]]), dtype=np.int64)
+        total += np.asarray(lengths([str(t) for t in dataset[column][:]]), dtype=np.int64)
     return total
 
 
@@ -132,7 +132,7 @@ class LengthGroupedBatchSampler(DefaultBatchSampler):
 
 
 def _row_texts(dataset: Dataset) -> list[frozenset[str]]:
-    columns = [dataset[c] for c in text_columns(dataset)]
+    columns = [dataset[c][:] for c in text_columns(dataset)]  # lists: a Column reads row by row
     return [frozenset(map(str, values)) for values in zip(*columns, strict=True)]
 
 

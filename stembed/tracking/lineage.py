@@ -14,10 +14,12 @@ from typing import Any
 import mlflow
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+from mlflow.models import infer_signature
 
 from stembed.data.loading import PairData
 
 TRAINING, EVALUATION, TESTING = "training", "evaluation", "testing"
+SCHEMA_SAMPLE = 1000  # rows the column schema is inferred from (MLflow reads every row: a minute per 1M)
 
 
 def dataset_inputs(
@@ -43,6 +45,8 @@ def dataset_inputs(
             digest=data.fingerprint,
             targets=data.label_column if data.label_column in frame.columns else None,
         )
+        # `schema` is a cached_property MLflow fills from every row; the same columns' types from a sample
+        dataset.__dict__["schema"] = infer_signature(frame.head(SCHEMA_SAMPLE)).inputs
         inputs.append((dataset, context))
     return inputs
 

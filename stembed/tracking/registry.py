@@ -8,7 +8,9 @@ ends (stembed.scale.sweep), so the alias always names the sweep's winner.
 from __future__ import annotations
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.validation import _validate_model_name  # MLflow's own rule, so the two agree
 
 from stembed.errors import StembedError
 from stembed.tracking.store import retry_when_locked
@@ -31,6 +33,19 @@ def check_alias(alias: str | None, register_model: str | None) -> None:
             f"tracking.alias={alias}: not a valid MLflow alias (letters, digits, '-' and '_'; not "
             "'latest' or v<number>). Use e.g. tracking.alias=champion."
         )
+
+
+def check_model_name(name: str | None, field: str = "tracking.register_model") -> None:
+    """A registry name MLflow refuses ('/' or ':' in it) fails here, before training, not after it."""
+    if name is None:
+        return
+    try:
+        _validate_model_name(str(name))
+    except MlflowException as err:
+        raise StembedError(
+            f"{field}={name}: not a valid MLflow registered model name ({err.message}). Use letters, digits, "
+            f"'-', '_' and '.', e.g. {field}=support-embeddings."
+        ) from err
 
 
 def set_alias(uri: str, name: str, alias: str, version: str) -> None:

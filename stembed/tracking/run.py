@@ -23,7 +23,7 @@ from stembed.internals import SavedModel, skip_mlflow_package_scan
 from stembed.tracking.lineage import dataset_inputs
 from stembed.tracking.model_logging import log_saved_model
 from stembed.tracking.redaction import mask_secret, redact, secret_values
-from stembed.tracking.registry import check_alias, register_model_version
+from stembed.tracking.registry import check_alias, check_model_name, register_model_version
 from stembed.tracking.store import (
     check_server_reachable,
     check_sqlite_store,
@@ -110,6 +110,7 @@ class Tracker:
         if artifacts is None and uri.startswith("sqlite:"):
             artifacts = (root / "mlartifacts").resolve().as_uri()
         register = cfg.get("register_model")
+        check_model_name(register)  # MLflow refuses it only after training, when the model is registered
         if register and not cfg.get("log_model"):
             raise StembedError(
                 f"tracking.register_model={register}: registering needs the model logged to the run, "
