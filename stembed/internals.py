@@ -19,8 +19,9 @@ from typing import Any
 
 # CPython's finalization steps, checked on 3.10-3.13 (threading._shutdown, atexit._run_exitfuncs).
 CHECKED_PYTHON = ((3, 10), (3, 13))
-# MLflow's module -> package cache (mlflow.utils.requirements_utils) and the sentence-transformers
-# flavour calling `model.save(path)` once, checked on mlflow 3.0-3.17.
+# MLflow's module -> package cache (mlflow.utils.requirements_utils), the sentence-transformers
+# flavour calling `model.save(path)` once, and its registered-model name rule
+# (mlflow.utils.validation._validate_model_name), checked on mlflow 3.0-3.17.
 CHECKED_MLFLOW = ((3, 0), (3, 17))
 # hydra-optuna-sweeper's parser of search-space overrides into Optuna distributions
 # (hydra_plugins.hydra_optuna_sweeper._impl.create_params_from_overrides), checked on 1.2-1.3.
@@ -112,13 +113,22 @@ def optuna_search_space(overrides: list[str]) -> tuple[dict[str, Any], dict[str,
     return create_params_from_overrides(overrides)
 
 
+def validate_registered_model_name(name: str) -> None:
+    """MLflow's own rule for registered model names (raises MlflowException), so a name is refused
+    before training rather than after it. Public alternative: register and catch the error, which
+    happens only once the model is trained and logged."""
+    from mlflow.utils.validation import _validate_model_name
+
+    _validate_model_name(name)
+
+
 def internals_present() -> dict[str, Any]:
     """Whether each internal still exists (for tests/test_internals.py)."""
     import inspect
 
     import mlflow.sentence_transformers
     from hydra_plugins.hydra_optuna_sweeper import _impl as optuna_sweeper
-    from mlflow.utils import requirements_utils
+    from mlflow.utils import requirements_utils, validation
 
     flavour_save = inspect.getsource(mlflow.sentence_transformers.save_model)
     return {
@@ -126,6 +136,7 @@ def internals_present() -> dict[str, Any]:
         "threading._shutdown": callable(getattr(threading, "_shutdown", None)),
         "atexit._run_exitfuncs": callable(getattr(atexit, "_run_exitfuncs", None)),
         "requirements_utils._MODULES_TO_PACKAGES": hasattr(requirements_utils, "_MODULES_TO_PACKAGES"),
+        "validation._validate_model_name": callable(getattr(validation, "_validate_model_name", None)),
         "hydra_optuna_sweeper._impl.create_params_from_overrides": callable(
             getattr(optuna_sweeper, "create_params_from_overrides", None)
         ),

@@ -43,3 +43,20 @@ def test_ui_refuses_bad_input_before_starting_the_server(what: str, expected: st
     assert len(result.stderr.strip().splitlines()) == 1  # one paragraph
     if before is not None:
         assert _md5(database) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--register", "bad/name:1"], "--register=bad/name:1: not a valid MLflow registered model name"),
+        (["--max-drop", "nan"], "--max-drop nan: must be 0 or more"),
+    ],
+)
+def test_ship_refuses_a_bad_registry_name_or_drop_before_measuring(
+    args: list[str], expected: str, tmp_path: Path
+) -> None:
+    """Issue 24.8 and 24.12: checked before the run is even looked up, so nothing is measured or written."""
+    result = run_stembed(["ship", "0" * 32, *args], tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "outputs").exists()

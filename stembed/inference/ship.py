@@ -37,6 +37,7 @@ from stembed.inference.runtimes import MODEL_DIR, RUNTIMES, Encoder
 from stembed.inference.ship_files import table_markdown
 from stembed.inference.shipped import ShippedModel, load_shipped
 from stembed.inference.variants import Row, ShipResult
+from stembed.tracking.registry import check_model_name
 from stembed.tracking.runs import client, get_run
 
 __all__ = [
@@ -63,8 +64,9 @@ def ship(
 ) -> ShipResult:
     """Measure the grid for a run (and, with a reranker, retrieve-then-rerank rows), write ship/ with
     the chosen variant, log it to the run."""
-    if max_drop < 0:
+    if not max_drop >= 0:  # NaN too
         raise StembedError(f"--max-drop {max_drop}: must be 0 or more (a loss in the primary metric).")
+    check_model_name(register, "--register")  # before the measurement, not after it
     store = client(tracking_uri)
     uri = store.tracking_uri
     run = get_run(store, reference.removeprefix("runs:/").split("/", 1)[0])

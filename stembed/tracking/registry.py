@@ -10,9 +10,9 @@ from __future__ import annotations
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.validation import _validate_model_name  # MLflow's own rule, so the two agree
 
 from stembed.errors import StembedError
+from stembed.internals import validate_registered_model_name
 from stembed.tracking.store import retry_when_locked
 
 ALIAS_TAG = "stembed.registered_alias"
@@ -40,7 +40,7 @@ def check_model_name(name: str | None, field: str = "tracking.register_model") -
     if name is None:
         return
     try:
-        _validate_model_name(str(name))
+        validate_registered_model_name(str(name))  # MLflow's own rule, so the two agree
     except MlflowException as err:
         raise StembedError(
             f"{field}={name}: not a valid MLflow registered model name ({err.message}). Use letters, digits, "
