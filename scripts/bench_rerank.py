@@ -159,7 +159,7 @@ def train(preset: str, task: Task, seed: int, scale: float, work: Path) -> tuple
 
 
 def _steps(preset: str) -> int:
-    return {"it_tickets_rerank": 100, "banking77_rerank": 200, "stsb_cross": 720}.get(preset, 200)
+    return {"it_tickets_rerank": 200, "banking77_rerank": 400, "stsb_cross": 720}.get(preset, 200)
 
 
 def measure(task: Task, seeds: list[int], bi_seeds: list[int], scale: float, work: Path) -> dict[str, str]:
