@@ -23,6 +23,16 @@ TINY = [
     "tracking.log_model=false",
 ]
 
+# The tiny reranker (a 1-layer BERT with a one-score head) on the demo pairs, model logged.
+TINY_CROSS = [
+    "+experiment=demo",
+    "model=tiny_cross",
+    "loss=ce_bce",
+    "evaluator=ce_correlation",
+    "trainer=smoke",
+    "tracking.log_model=true",
+]
+
 
 def require(found: object, what: str) -> None:
     """Skip a test whose outside tool is missing, with the reason; under CI (CI=true) fail instead."""

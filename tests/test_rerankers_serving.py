@@ -15,17 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import STEMBED, all_runs, job_runs, run_stembed, stembed_env, store_uri
+from conftest import STEMBED, TINY_CROSS, all_runs, job_runs, run_stembed, stembed_env, store_uri
 from team_server import free_port
 
-RERANKER = [
-    "+experiment=demo",
-    "model=tiny_cross",
-    "loss=ce_bce",
-    "evaluator=ce_correlation",
-    "trainer=smoke",
-    "tracking.log_model=true",
-]
+RERANKER = TINY_CROSS
 PAIRS = pd.DataFrame(
     {
         "query": ["How do I reset my password?"] * 3 + ["Where is my order?"] * 2,

@@ -14,16 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY, job_runs, run_stembed, store_uri
+from conftest import TINY, TINY_CROSS, job_runs, run_stembed, store_uri
 
 WITH_MODEL = [arg for arg in TINY if arg != "tracking.log_model=false"]
-RERANKER = [
-    "+experiment=demo",
-    "model=tiny_cross",
-    "loss=ce_bce",
-    "evaluator=ce_correlation",
-    "trainer=smoke",
-]
+RERANKER = TINY_CROSS
 LABELS = [
     "+experiment=it_tickets",
     "datasets=local",
