@@ -21,11 +21,8 @@ Usage: .venv/bin/python scripts/bench_quality.py [--data ../shared/data] [--only
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +34,15 @@ from benchlib import (
     compose_data,
     load_model_dir,
     macro_f1,
+    measure_tasks,
     paired_bootstrap,
-    print_table,
     route,
     run_model_dir,
+    seed_summary,
     similarities,
     spearman,
     stembed_train,
+    task_arguments,
 )
 
 # The in-run evaluators are off: the bench scores every model itself, on the same rows.
@@ -177,39 +176,19 @@ def measure(task: Task, seeds: list[int], scale: float, work: Path) -> dict[str,
 
 
 def _arm(runs: list[dict[str, Any]], preset: str) -> str:
-    values = [r["value"] for r in runs]
-    value = (
-        f"{values[0]:.4f}"
-        if len(values) == 1
-        else f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
-    )
     train = statistics.mean(r["train_s"] for r in runs)
-    return f"{value} ({preset}, {runs[0]['budget']}, train {train:.0f} s)"
+    return f"{seed_summary([r['value'] for r in runs])} ({preset}, {runs[0]['budget']}, train {train:.0f} s)"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    )
-    parser.add_argument("--only", default="", help="comma-separated tasks")
-    parser.add_argument("--seeds", default="42", help="comma-separated training seeds, e.g. 42,43,44")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every step budget")
-    options = parser.parse_args()
+    options = task_arguments(__doc__).parse_args()
     seeds = [int(s) for s in options.seeds.split(",")]
-    selected = [
-        t for t in tasks(options.data.resolve()) if not options.only or t.name in options.only.split(",")
-    ]
-    started = time.perf_counter()
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for task in selected:
-            results.append(measure(task, seeds, options.scale, Path(tmp)))
-            print(" | ".join(results[-1].values()), flush=True)
-    print_table(results)
-    print(f"\nseeds {','.join(map(str, seeds))}; {(time.perf_counter() - started) / 60:.1f} minutes in all.")
+    results = measure_tasks(
+        tasks(options.data.resolve()),
+        options.only,
+        lambda task, work: measure(task, seeds, options.scale, work),
+    )
+    print(f"seeds {','.join(map(str, seeds))}")
     for name in ("ifixit", "recsys"):
         if not (options.data / name).exists():
             print(

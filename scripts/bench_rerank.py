@@ -20,10 +20,8 @@ Usage: .venv/bin/python scripts/bench_rerank.py [--data ../shared/data] [--only 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,11 +35,13 @@ from benchlib import (
     compose_data,
     load_model_dir,
     macro_f1,
+    measure_tasks,
     paired_bootstrap,
-    print_table,
     run_model_dir,
+    seed_summary,
     spearman,
     stembed_train,
+    task_arguments,
 )
 
 QUIET = ["evaluator=none", "tracking.log_model=false"]
@@ -207,42 +207,23 @@ def measure(task: Task, seeds: list[int], bi_seeds: list[int], scale: float, wor
 
 
 def _arm(runs: list[dict[str, Any]], preset: str) -> str:
-    values = [r["value"] for r in runs]
-    value = (
-        f"{values[0]:.4f}"
-        if len(values) == 1
-        else f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
-    )
     train = statistics.mean(r["train_s"] for r in runs)
     ms = statistics.mean(r["ms"] for r in runs)
-    return f"{value} ({preset}, train {train:.0f} s, {ms:.1f} ms/query)"
+    return f"{seed_summary([r['value'] for r in runs])} ({preset}, train {train:.0f} s, {ms:.1f} ms/query)"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    )
-    parser.add_argument("--only", default="", help="comma-separated tasks")
-    parser.add_argument("--seeds", default="42", help="comma-separated training seeds, e.g. 42,43,44")
+    parser = task_arguments(__doc__)
     parser.add_argument("--bi-seeds", default="", help="the bi-encoder's seeds (default: --seeds)")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every reranker's step budget")
     options = parser.parse_args()
     seeds = [int(s) for s in options.seeds.split(",")]
     bi_seeds = [int(s) for s in options.bi_seeds.split(",")] if options.bi_seeds else seeds
-    selected = [
-        t for t in tasks(options.data.resolve()) if not options.only or t.name in options.only.split(",")
-    ]
-    started = time.perf_counter()
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for task in selected:
-            results.append(measure(task, seeds, bi_seeds, options.scale, Path(tmp)))
-            print(" | ".join(results[-1].values()), flush=True)
-    print_table(results)
-    print(f"\nseeds {','.join(map(str, seeds))}; {(time.perf_counter() - started) / 60:.1f} minutes in all.")
+    results = measure_tasks(
+        tasks(options.data.resolve()),
+        options.only,
+        lambda task, work: measure(task, seeds, bi_seeds, options.scale, work),
+    )
+    print(f"seeds {','.join(map(str, seeds))} (bi-encoder: {','.join(map(str, bi_seeds))})")
     if any(r["met"] == "NO" for r in results):
         sys.exit(1)
 

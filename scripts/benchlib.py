@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,6 +103,37 @@ def evaluate(model_dir: Path, overrides: list[str]) -> dict[str, float]:
 
     metrics, _ = run_eval(str(model_dir), overrides, log=False)
     return metrics
+
+
+def seed_summary(values: list[float]) -> str:
+    """One seed's value, or mean ± sd over seeds."""
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def task_arguments(doc: str) -> argparse.ArgumentParser:
+    """The quality benches' options: --data, --only, --seeds, --scale."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=SHARED_DATA)
+    parser.add_argument("--only", default="", help="comma-separated tasks")
+    parser.add_argument("--seeds", default="42", help="comma-separated training seeds, e.g. 42,43,44")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every step budget")
+    return parser
+
+
+def measure_tasks(tasks: list[Any], only: str, measure: Callable[[Any, Path], dict[str, str]]) -> list[dict]:
+    """Measure each selected task in one scratch directory, print its row as it ends, then the table."""
+    selected = [t for t in tasks if not only or t.name in only.split(",")]
+    started = time.perf_counter()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for task in selected:
+            results.append(measure(task, Path(tmp)))
+            print(" | ".join(results[-1].values()), flush=True)
+    print_table(results)
+    print(f"\n{(time.perf_counter() - started) / 60:.1f} minutes in all.")
+    return results
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
