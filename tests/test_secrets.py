@@ -49,7 +49,7 @@ def test_planted_credentials_are_masked_everywhere(tmp_path: Path) -> None:
     files += [p for p in model.rglob("*") if p.is_file()]
     assert (model / "MLmodel").is_file() and any(p.name == "README.md" for p in model.rglob("*"))
     leaks = [(p.name, s) for p in files for s in secrets if s.encode() in p.read_bytes()]
-    assert leaks == []
+    assert leaks == [], leaks
 
 
 def test_trust_remote_code_is_off_unless_a_config_sets_it() -> None:
@@ -78,9 +78,13 @@ def test_no_credential_in_store_artifacts_run_directory_or_console(tmp_path: Pat
     word, and an environment secret inside a data path: none of them in any byte stembed writes."""
     from team_server import mlflow_server
 
+    from stembed.data.demo import vocabulary
+
     data_dir = tmp_path / "data" / PLANTED["HF_TOKEN"]  # an environment secret echoed in a path
     data_dir.mkdir(parents=True)
-    rows = [f"question {i} about orders,answer {i} about orders,{i % 2}" for i in range(40)]
+    # words the tiny model knows (an all-unknown text embeds as all others: NaN metrics, run FAILED)
+    words = [word for word in vocabulary() if word.isalpha()]
+    rows = [f"where is my {words[i]} order,{words[i + 40]} about {words[i]},{i % 2}" for i in range(40)]
     (data_dir / "pairs.csv").write_text("sentence1,sentence2,score\n" + "\n".join(rows) + "\n")
     server_dir, work = tmp_path / "server", tmp_path / "work"
     (server_dir / "store").mkdir(parents=True)
@@ -109,3 +113,70 @@ def test_no_credential_in_store_artifacts_run_directory_or_console(tmp_path: Pat
     console = first.stdout + first.stderr + second.stdout + second.stderr
     assert [s for s in secrets if s in console] == []
     assert "alice:***@" in first.stdout  # the summary names the store, password masked
+
+
+EVAL_PASSWORD, ERROR_PASSWORD = "EVALpw43PLANTED", "SECRETpw9PLANTED"
+NO_RUN = "0123456789abcdef0123456789abcdef"
+
+
+def test_no_command_prints_a_tracking_uri_password(tmp_path: Path) -> None:
+    """Issue 24.1: `eval` and `mine` (MLflow's "View run ... at: URL" line) and the "no such run in
+    STORE" errors of card, compare, diff, ship, encode and serve print the store with its password
+    masked; every command's console output goes through the same redaction (stembed.cli.app.main)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from team_server import mlflow_server
+
+    from stembed.components.model import tiny_static_model
+    from stembed.data.demo import vocabulary
+
+    tiny_static_model(vocabulary()).save(str(tmp_path / "tiny_model"))
+    (tmp_path / "texts.csv").write_text("text\nwhere is my order?\n")
+    server_dir = tmp_path / "server"
+    (server_dir / "store").mkdir(parents=True)
+    backend = f"sqlite:///{server_dir / 'store' / 'mlflow.db'}"
+    with mlflow_server(backend, server_dir / "artifacts") as url:
+        logged_uri = url.replace("http://", f"http://alice:{EVAL_PASSWORD}@")
+        error_uri = url.replace("http://", f"http://alice:{ERROR_PASSWORD}@")
+        logging_commands = {
+            "eval": ["eval", str(tmp_path / "tiny_model"), "+experiment=demo", "model=tiny"],
+            "mine": ["mine", "-o", "mined.parquet", *TINY, "loss=mnrl", "mining=hard_negatives"],
+        }
+        failing = {
+            "card": ["card", NO_RUN],
+            "compare": ["compare", NO_RUN],
+            "diff": ["diff", NO_RUN],
+            "ship": ["ship", NO_RUN],
+            "encode": ["encode", f"runs:/{NO_RUN}/model", "-i", "texts.csv", "-o", "out.npy"],
+            "serve": ["serve", NO_RUN],
+        }
+        commands = {name: [*args, "--tracking-uri", logged_uri] for name, args in logging_commands.items()}
+        commands |= {name: [*args, "--tracking-uri", error_uri] for name, args in failing.items()}
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            futures = {name: pool.submit(run_stembed, args, tmp_path) for name, args in commands.items()}
+            results = {name: future.result() for name, future in futures.items()}
+        runs = all_runs(url)
+    for name in logging_commands:
+        assert results[name].returncode == 0, (name, results[name].stderr[-3000:])
+        assert "View run" in results[name].stdout and "alice:***@" in results[name].stdout, name
+    for name in failing:
+        assert results[name].returncode == 2, (name, results[name].stderr[-3000:])
+        assert "alice:***@" in results[name].stderr, (name, results[name].stderr[-3000:])
+    assert len(runs) == 2  # the eval run and the mining run, on the server
+    leaks = [
+        (name, line)
+        for name, result in results.items()
+        for line in (result.stdout + result.stderr).splitlines()
+        if EVAL_PASSWORD in line or ERROR_PASSWORD in line
+    ]
+    assert leaks == [], leaks
+
+
+def test_a_url_password_in_any_command_line_argument_is_a_secret() -> None:
+    from stembed.tracking.redaction import mask_url_passwords, secret_values
+
+    args = ["card", "RUN", "--tracking-uri", "http://alice:PLANTEDpw7@127.0.0.1:5000", "uri=s://b:PW2x@h"]
+    assert secret_values(environ={}, overrides=args) == {"PLANTEDpw7", "PW2x"}
+    assert mask_url_passwords("no such run in http://alice:PLANTEDpw7@127.0.0.1:5000.") == (
+        "no such run in http://alice:***@127.0.0.1:5000."
+    )

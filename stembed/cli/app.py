@@ -11,6 +11,7 @@ import typer
 
 from stembed.errors import EXIT_USAGE, StembedError
 from stembed.internals import exit_without_teardown
+from stembed.tracking.redaction import mask_url_passwords, redact_console, secret_values
 
 app = typer.Typer(
     help="Fine-tune sentence-embedding models: Hydra configs in, MLflow runs and model cards out.",
@@ -33,12 +34,18 @@ def user_errors() -> Iterator[None]:
     except StembedError as err:
         if os.environ.get("STEMBED_DEBUG") == "1":
             raise
-        typer.echo(f"stembed: error: {err}", err=True)
+        typer.echo(f"stembed: error: {mask_url_passwords(str(err))}", err=True)  # a store's password
         raise typer.Exit(EXIT_USAGE) from None
 
 
 def main() -> None:
-    """Console-script entry point: run the command, then exit without the interpreter's teardown."""
+    """Console-script entry point: run the command, then exit without the interpreter's teardown.
+
+    Every command's console output is redacted (stembed.tracking.redaction): the credentials of the
+    environment and the command line (a password in --tracking-uri), and the password of any URL, are
+    masked in what stembed, MLflow ("View run ... at: URL"), logging and tracebacks print.
+    """
+    redact_console(secret_values(overrides=sys.argv[1:]))
     try:
         app()
     except SystemExit as done:

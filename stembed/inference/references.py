@@ -14,6 +14,7 @@ from stembed.components.model import load_model
 from stembed.errors import StembedError
 from stembed.hub import decide_offline
 from stembed.inference.serve import RUN_ID
+from stembed.tracking.redaction import mask_url_passwords
 from stembed.tracking.store import resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -39,8 +40,11 @@ def load_any_model(reference: str, tracking_uri: str | None = None) -> tuple[Sen
             model = _load_logged(reference)
         except (MlflowException, OSError) as err:
             raise StembedError(
-                f"MODEL {reference}: no sentence-transformers model there in {tracking_uri} "
-                f"({str(err).splitlines()[0]}). `stembed runs` lists runs; a model is runs:/<run_id>/model."
+                mask_url_passwords(  # the store's password, in its name or quoted by MLflow
+                    f"MODEL {reference}: no sentence-transformers model there in {tracking_uri} "
+                    f"({str(err).splitlines()[0]}). `stembed runs` lists runs; a model is "
+                    "runs:/<run_id>/model."
+                )
             ) from err
         if model is None:
             raise StembedError(

@@ -17,6 +17,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from stembed.errors import StembedError
+from stembed.tracking.redaction import mask_url_passwords
 from stembed.tracking.store import resolve_tracking_uri
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -42,8 +43,10 @@ def check_servable(uri: str, tracking_uri: str) -> None:
         mlflow.models.get_model_info(uri)
     except (MlflowException, OSError) as err:
         raise StembedError(
-            f"MODEL {uri}: no logged MLflow model there in {tracking_uri} ({str(err).splitlines()[0]}). "
-            "Train with tracking.log_model=true; `stembed runs` lists runs."
+            mask_url_passwords(  # the store's password, in its name or quoted by MLflow
+                f"MODEL {uri}: no logged MLflow model there in {tracking_uri} ({str(err).splitlines()[0]}). "
+                "Train with tracking.log_model=true; `stembed runs` lists runs."
+            )
         ) from None
 
 

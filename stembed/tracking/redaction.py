@@ -37,7 +37,12 @@ def mask_secret(key: str, value: str) -> str:
     """'***' for values of credential-like keys; URIs keep everything but their password."""
     if is_secret_key(key) and value not in ("None", ""):
         return MASK
-    return _URI_PASSWORD.sub(rf"\1{MASK}\3", value)
+    return mask_url_passwords(value)
+
+
+def mask_url_passwords(text: str) -> str:
+    """text with the password of every URL in it masked: how a message names a store or quotes an error."""
+    return _URI_PASSWORD.sub(rf"\1{MASK}\3", text)
 
 
 def mask_overrides(overrides: list[str]) -> list[str]:
@@ -65,9 +70,9 @@ def secret_values(
     found: set[str] = set()
     for key, value in environ.items():
         found |= {value} if is_secret_key(key) else url_passwords(value)
-    for override in overrides:
+    for override in overrides:  # `key=value`, or any other argument (`--tracking-uri URI`)
         key, sep, value = override.lstrip("+~").partition("=")
-        found |= {value} if sep and is_secret_key(key) else url_passwords(value)
+        found |= {value} if sep and is_secret_key(key) else url_passwords(override)
     stack: list[Any] = [config or {}]
     while stack:
         node = stack.pop()
@@ -86,7 +91,7 @@ def redact(text: str, secrets: set[str]) -> str:
     """text with each of these credential values, and any URL password, replaced by ***."""
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
-    return _URI_PASSWORD.sub(rf"\1{MASK}\3", text)
+    return mask_url_passwords(text)
 
 
 def redact_file(path: Path, secrets: set[str]) -> bool:
