@@ -9,8 +9,9 @@ import pytest
 from conftest import job_runs, run_stembed, store_uri
 from hydra import compose, initialize_config_dir
 
+from stembed.components.kinds import CROSS_ENCODER
 from stembed.components.label_routing import LabelRetrievalEvaluator
-from stembed.components.model import tiny_static_model
+from stembed.components.model import configured_kind, tiny_static_model
 from stembed.config import conf_dir
 from stembed.data.demo import vocabulary
 from stembed.data.fixtures import write_fixtures
@@ -72,24 +73,24 @@ def test_presets_point_at_public_sources() -> None:
 
 @pytest.mark.e2e
 def test_every_preset_trains_on_its_fixture(tmp_path: Path) -> None:
-    """`-m '+experiment=glob(*)'`: one real (smoke) training run per preset, each logged FINISHED."""
+    """`-m +experiment=...`: one real (smoke) training run per preset, each with the tiny model of its
+    kind (model=tiny, or model=tiny_cross for the reranker presets), each logged FINISHED."""
     write_fixtures(tmp_path / "data")
-    args = [
-        "-m",
-        "+experiment=glob(*)",
-        "datasets=local",
-        "model=tiny",
-        "trainer=smoke",
-        "tracking.log_model=false",
-    ]
-    result = run_stembed(["train", *args], tmp_path, timeout=900)
-    assert result.returncode == 0, result.stderr[-4000:]
+    rerankers = [name for name in PRESETS if configured_kind(compose_preset(name).model) is CROSS_ENCODER]
+    common = ["datasets=local", "trainer=smoke", "tracking.log_model=false"]
+    others = f"+experiment=glob(*,exclude=[{','.join(rerankers)}])"
+    for sweep in ([others, "model=tiny"], [f"+experiment={','.join(rerankers)}", "model=tiny_cross"]):
+        result = run_stembed(["train", "-m", *sweep, *common], tmp_path, timeout=900)
+        assert result.returncode == 0, result.stderr[-4000:]
     runs = job_runs(store_uri(tmp_path))
     assert sorted(r.data.tags["stembed.task"] for r in runs) == PRESETS
     assert {r.info.status for r in runs} == {"FINISHED"}
+    assert sorted(rerankers) == ["banking77_rerank", "it_tickets_rerank", "stsb_cross"]
     by_task = {r.data.tags["stembed.task"]: r for r in runs}
     assert "final_sts-test_spearman_cosine" in by_task["stsb"].data.metrics
+    assert "final_sts-test_spearman" in by_task["stsb_cross"].data.metrics
     assert "final_it-tickets_macro_f1" in by_task["it_tickets"].data.metrics
+    assert "final_it-tickets_macro_f1" in by_task["it_tickets_rerank"].data.metrics
     assert "final_ifixit-val_cosine_recall_at_10" in by_task["ifixit"].data.metrics
     assert by_task["customer_support"].data.params["data_stats.labels"] == "13"
     assert int(by_task["it_tickets"].data.params["data_stats.train_pairs"]) == 4000

@@ -225,10 +225,11 @@ def pair_score_table(evaluator: Any, model: Any) -> pd.DataFrame:
     )
     s1, s2 = [str(p[0]) for p in pairs], [str(p[1]) for p in pairs]
     gold = [float(score) for score in evaluator.scores]
+    column = "score_reranker"  # score_*: the predicted similarity, as in the bi-encoder's tables
     table = pd.DataFrame(
-        {"example_id": example_ids(s1, s2), "sentence1": s1, "sentence2": s2, "gold": gold, "score": scores}
+        {"example_id": example_ids(s1, s2), "sentence1": s1, "sentence2": s2, "gold": gold, column: scores}
     )
-    metrics = {_metric_name(evaluator, key): {key: ["score", "gold"]} for key in ("pearson", "spearman")}
+    metrics = {_metric_name(evaluator, key): {key: [column, "gold"]} for key in ("pearson", "spearman")}
     table.attrs = {
         KIND: "similarity",
         METRICS: metrics,
