@@ -176,7 +176,8 @@ def test_bad_data_file_names_file_and_columns(tmp_path: Path) -> None:
     assert "pairs.csv" in result.stderr and "['question1', 'question2', 'is_duplicate']" in result.stderr
     assert "data.columns" in result.stderr
     fixed = [*args, "data.columns.sentence1=question1", "data.columns.sentence2=question2"]
-    fixed += ["data.columns.score=is_duplicate", "data.eval_fraction=0.34"]
+    # evaluator=none: one eval row of unknown words has no defined correlation (a NaN metric fails a run)
+    fixed += ["data.columns.score=is_duplicate", "data.eval_fraction=0.34", "evaluator=none"]
     result = run_stembed(["train", *fixed], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = all_runs(store_uri(tmp_path))

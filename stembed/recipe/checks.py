@@ -17,7 +17,6 @@ def check_config(cfg: Any, multirun: bool) -> None:
     if not 0 <= cfg.seed <= MAX_SEED:
         raise StembedError(f"seed={cfg.seed}: must be between 0 and {MAX_SEED} (numpy's range): seed=42.")
     trainer = cfg.trainer
-    check_trainer_ranges(trainer)  # also in the job's arguments; here it fails before anything loads
     check_model_values(cfg.get("model") or {})
     if cfg.speed.batches not in BATCHES:
         raise StembedError(
